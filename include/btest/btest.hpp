@@ -1,0 +1,25 @@
+// btestkit umbrella header: the whole sans-IO kit. Never pulls in Asio or any transport.
+#pragma once
+
+#include "btest/version.hpp"
+
+#include "btest/core/address.hpp"
+#include "btest/core/bytes.hpp"
+#include "btest/core/entropy.hpp"
+#include "btest/core/error.hpp"
+#include "btest/core/result.hpp"
+#include "btest/core/time.hpp"
+
+#include "btest/wire/auth_word.hpp"
+#include "btest/wire/command.hpp"
+#include "btest/wire/ec_srp5.hpp"
+#include "btest/wire/frame_buffer.hpp"
+#include "btest/wire/hello.hpp"
+#include "btest/wire/join.hpp"
+#include "btest/wire/md5.hpp"
+#include "btest/wire/payload.hpp"
+#include "btest/wire/status.hpp"
+#include "btest/wire/udp_port.hpp"
+
+#include "btest/auth/botan_entropy.hpp"
+#include "btest/auth/md5.hpp"

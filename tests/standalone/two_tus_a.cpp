@@ -1,0 +1,3 @@
+#include <btest/btest.hpp>
+int btest_two_tus_b();
+int main() { return btest_two_tus_b() == 42 ? 0 : 1; }
