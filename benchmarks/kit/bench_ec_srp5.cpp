@@ -1,0 +1,149 @@
+// EC-SRP5 (PROTOCOL §6.3) costs: a whole server-side handshake (MSG1 in → MSG2, MSG3 in →
+// MSG4), a whole client-side handshake, redp1 and one scalar multiplication. Items are
+// handshakes (or operations) per second. The peer's messages are computed once beforehand with
+// fixed random values, so each iteration does exactly one side's work and ends authenticated.
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <vector>
+
+#include <btest/auth/ec_srp5.hpp>
+#include <btest/core/entropy.hpp>
+
+namespace {
+
+namespace ec = btest::auth::ec_srp5;
+
+constexpr std::string_view user = "admin";
+constexpr std::string_view password = "test";
+
+struct transcript {
+    std::array<std::byte, 32> s_a{}, s_b{};
+    ec::validator_record record;
+    ec::prepared_record prepared;
+    btest::wire::ec_point_bytes client_key;
+    btest::wire::ecsrp5_msg2 msg2;
+    btest::wire::ecsrp5_proof msg3{}, msg4{};
+
+    transcript() {
+        btest::seeded_entropy rng{2024};
+        s_a = rng.bytes<32>();
+        s_b = rng.bytes<32>();
+        record = ec::derive_record(user, password, rng.bytes<16>());
+        prepared = *ec::prepare(record);
+        btest::fixed_entropy fa{s_a}, fb{s_b};
+        ec::client_exchange client{user, password, fa};
+        ec::server_exchange server{fb};
+        client_key = client.client_key();
+        auto m2 = server.on_msg1({user, client_key}, record);
+        auto m3 = m2 ? client.on_msg2(*m2) : btest::errc::auth_failed;
+        auto m4 = m3 ? server.on_msg3(*m3) : btest::errc::auth_failed;
+        if (!m4 || client.on_msg4(*m4)) throw std::runtime_error("bench_ec_srp5: setup handshake failed");
+        msg2 = *m2;
+        msg3 = *m3;
+        msg4 = *m4;
+    }
+};
+
+const transcript& fixture() {
+    static const transcript t;
+    return t;
+}
+
+/// From a prepared record (credential_store::ecsrp5_prepared), as a server session logs in.
+void bm_ec_srp5_server_handshake(benchmark::State& state) {
+    const auto& t = fixture();
+    std::int64_t ok = 0;
+    for (auto _ : state) {
+        btest::fixed_entropy rng{t.s_b};
+        ec::server_exchange server{rng};
+        auto m2 = server.on_msg1({user, t.client_key}, t.prepared);
+        auto m4 = server.on_msg3(t.msg3);
+        ok += (m2 && m4) ? 1 : 0;
+        benchmark::DoNotOptimize(m4);
+    }
+    if (ok != state.iterations()) state.SkipWithError("server handshake failed");
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_ec_srp5_server_handshake);
+
+/// From a plain validator_record, prepared on every login (lift V, redp1).
+void bm_ec_srp5_server_handshake_unprepared(benchmark::State& state) {
+    const auto& t = fixture();
+    std::int64_t ok = 0;
+    for (auto _ : state) {
+        btest::fixed_entropy rng{t.s_b};
+        ec::server_exchange server{rng};
+        auto m2 = server.on_msg1({user, t.client_key}, t.record);
+        auto m4 = server.on_msg3(t.msg3);
+        ok += (m2 && m4) ? 1 : 0;
+        benchmark::DoNotOptimize(m4);
+    }
+    if (ok != state.iterations()) state.SkipWithError("server handshake failed");
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_ec_srp5_server_handshake_unprepared);
+
+/// An unknown user: fake_record and prepare on every login, then the failing proof.
+void bm_ec_srp5_server_handshake_unknown_user(benchmark::State& state) {
+    const auto& t = fixture();
+    const std::array<std::byte, 32> secret{};
+    for (auto _ : state) {
+        btest::fixed_entropy rng{t.s_b};
+        ec::server_exchange server{rng};
+        auto rec = ec::prepare(ec::fake_record("nobody", secret));
+        auto m2 = server.on_msg1({"nobody", t.client_key}, *rec);
+        auto m4 = server.on_msg3(t.msg3);  // fails: nobody knows the fake validator
+        benchmark::DoNotOptimize(m2);
+        benchmark::DoNotOptimize(m4);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_ec_srp5_server_handshake_unknown_user);
+
+void bm_ec_srp5_client_handshake(benchmark::State& state) {
+    const auto& t = fixture();
+    std::int64_t ok = 0;
+    for (auto _ : state) {
+        btest::fixed_entropy rng{t.s_a};
+        ec::client_exchange client{user, password, rng};
+        auto m3 = client.on_msg2(t.msg2);
+        ok += (m3 && !client.on_msg4(t.msg4)) ? 1 : 0;
+        benchmark::DoNotOptimize(m3);
+    }
+    if (ok != state.iterations()) state.SkipWithError("client handshake failed");
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_ec_srp5_client_handshake);
+
+void bm_ec_srp5_redp1(benchmark::State& state) {
+    // Many inputs, so the average covers the data-dependent number of rounds.
+    btest::seeded_entropy rng{7};
+    std::vector<ec::bytes32> inputs(256);
+    for (auto& x : inputs) x = rng.bytes<32>();
+    std::size_t n = 0;
+    for (auto _ : state) {
+        auto q = ec::math::redp1(inputs[n++ % inputs.size()], 0);
+        benchmark::DoNotOptimize(q);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_ec_srp5_redp1);
+
+void bm_ec_srp5_scalar_mul(benchmark::State& state) {
+    btest::seeded_entropy rng{8};
+    auto k = rng.bytes<32>();
+    const auto g = ec::math::generator();
+    for (auto _ : state) {
+        auto q = ec::math::mul(k, g);
+        k[31] = static_cast<std::byte>(static_cast<unsigned>(k[31]) + 1);
+        benchmark::DoNotOptimize(q);
+    }
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_ec_srp5_scalar_mul);
+
+} // namespace
