@@ -22,4 +22,23 @@
 #include "btest/wire/udp_port.hpp"
 
 #include "btest/auth/botan_entropy.hpp"
+#include "btest/auth/credentials.hpp"
+#include "btest/auth/ec_srp5.hpp"
 #include "btest/auth/md5.hpp"
+
+#include "btest/pacing/adaptation.hpp"
+#include "btest/pacing/pacer.hpp"
+
+#include "btest/stats/jitter.hpp"
+#include "btest/stats/rate_meter.hpp"
+#include "btest/stats/udp_receiver.hpp"
+
+#include "btest/session/client_session.hpp"
+#include "btest/session/config.hpp"
+#include "btest/session/event.hpp"
+#include "btest/session/join_registry.hpp"
+#include "btest/session/port_blocks.hpp"
+#include "btest/session/server_session.hpp"
+#include "btest/session/services.hpp"
+#include "btest/session/stats.hpp"
+#include "btest/session/tcp_scanner.hpp"

@@ -1,0 +1,145 @@
+// UDP receive accounting — PROTOCOL §8.5, per accepted source port (§8.6):
+//
+//   payload < 4 bytes             → ignored entirely (NAT / neighbour-discovery probes)
+//   bytes += payload + H          (headers counted, matching the sender's S)
+//   first datagram of a source    → highest = seq
+//   d = (seq − highest) mod 2^32
+//     0 < d < 2^31                → lost += d − 1 (d − 1 > 1 000 000: a restart, resync only);
+//                                   highest = seq
+//     otherwise (older/duplicate) → a reordered arrival; if lost > 0: lost −= 1
+//
+// Sources live in a table sized once at construction; a datagram from a source beyond the
+// table's capacity still counts bytes and packets but not loss (bounded memory under a flood
+// of source ports).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "btest/core/time.hpp"
+#include "btest/stats/jitter.hpp"
+#include "btest/wire/payload.hpp"
+
+namespace btest::stats {
+
+inline constexpr std::uint32_t loss_restart_gap = 1'000'000;
+
+/// Loss state of one source, the rules above.
+struct loss_tracker {
+    bool seen = false;
+    std::uint32_t highest = 0;
+    std::uint64_t lost = 0;
+    std::uint64_t reordered = 0;
+
+    enum class arrival : std::uint8_t { first, in_order, restart, reordered };
+
+    /// Applies one sequence number; `steps` receives seq − previous highest for in-order ones.
+    arrival on_seq(std::uint32_t seq, std::uint32_t& steps) noexcept {
+        steps = 0;
+        if (!seen) {
+            seen = true;
+            highest = seq;
+            return arrival::first;
+        }
+        const std::uint32_t d = seq - highest;  // modular
+        if (d != 0 && d < 0x8000'0000u) {
+            highest = seq;
+            if (d - 1 > loss_restart_gap) return arrival::restart;
+            lost += d - 1;
+            steps = d;
+            return arrival::in_order;
+        }
+        ++reordered;
+        if (lost > 0) --lost;
+        return arrival::reordered;
+    }
+};
+
+class udp_receiver {
+public:
+    explicit udp_receiver(std::size_t max_sources = 256) { sources_.reserve(max_sources); }
+
+    /// Accounts one datagram's UDP payload from `src_port`; `header` = H of §8.3. Returns false
+    /// (and changes nothing) for a payload shorter than 4 bytes.
+    bool on_datagram(time_point now, std::uint16_t src_port, std::span<const std::byte> payload,
+                     std::uint32_t header) noexcept {
+        const auto seq = wire::udp_packet_seq(payload);
+        if (!seq) return false;
+        bytes_ += payload.size() + header;
+        interval_bytes_ += payload.size() + header;
+        ++packets_;
+        if (auto* s = find(src_port)) {
+            const auto lost_before = s->loss.lost;
+            std::uint32_t steps = 0;
+            switch (s->loss.on_seq(*seq, steps)) {
+            case loss_tracker::arrival::first:
+            case loss_tracker::arrival::restart: s->jitter.restart(now); break;
+            case loss_tracker::arrival::in_order: s->jitter.on_arrival(now, steps); break;
+            case loss_tracker::arrival::reordered: break;
+            }
+            lost_ += s->loss.lost;
+            lost_ -= lost_before;
+        }
+        return true;
+    }
+
+    std::uint64_t bytes() const noexcept { return bytes_; }
+    std::uint64_t packets() const noexcept { return packets_; }
+    std::uint64_t lost() const noexcept { return lost_; }
+    std::uint64_t reordered() const noexcept {
+        std::uint64_t r = 0;
+        for (const auto& s : sources_) r += s.loss.reordered;
+        return r;
+    }
+    std::size_t sources() const noexcept { return sources_.size(); }
+    /// Mean jitter over the sources that have one, in nanoseconds.
+    double jitter_ns() const noexcept {
+        double sum = 0;
+        std::size_t n = 0;
+        for (const auto& s : sources_) {
+            if (s.loss.seen) {
+                sum += s.jitter.jitter_ns();
+                ++n;
+            }
+        }
+        return n ? sum / double(n) : 0.0;
+    }
+    /// Bytes since the last call (the STATUS interval counter of §10.1).
+    std::uint64_t take_interval_bytes() noexcept {
+        const auto b = interval_bytes_;
+        interval_bytes_ = 0;
+        return b;
+    }
+
+private:
+    struct source {
+        std::uint16_t port = 0;
+        loss_tracker loss;
+        jitter_estimator jitter;
+    };
+    source* find(std::uint16_t port) noexcept {
+        if (last_ < sources_.size() && sources_[last_].port == port) return &sources_[last_];
+        for (std::size_t i = 0; i < sources_.size(); ++i) {
+            if (sources_[i].port == port) {
+                last_ = i;
+                return &sources_[i];
+            }
+        }
+        if (sources_.size() == sources_.capacity()) return nullptr;  // never reallocates
+        sources_.push_back(source{port, {}, {}});
+        last_ = sources_.size() - 1;
+        return &sources_.back();
+    }
+
+    std::vector<source> sources_;
+    std::size_t last_ = 0;
+    std::uint64_t bytes_ = 0;
+    std::uint64_t interval_bytes_ = 0;
+    std::uint64_t packets_ = 0;
+    std::uint64_t lost_ = 0;
+};
+
+} // namespace btest::stats
