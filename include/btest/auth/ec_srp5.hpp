@@ -56,10 +56,10 @@
 #include <system_error>
 
 #include <botan/bigint.h>
-#include <botan/hmac.h>
+#include <botan/hash.h>
+#include <botan/mac.h>
 #include <botan/mem_ops.h>
 #include <botan/reducer.h>
-#include <botan/sha2_32.h>
 
 #include "btest/auth/detail/ec_srp5_field.hpp"
 #include "btest/core/bytes.hpp"
@@ -82,12 +82,13 @@ void wipe(T& secret) noexcept {
     Botan::secure_scrub_memory(&secret, sizeof(T));
 }
 
-/// SHA256 of the concatenation of `parts`.
+/// SHA256 of the concatenation of `parts`. Through Botan's public HashFunction interface
+/// (botan/sha2_32.h is slated to become internal).
 inline bytes32 sha256(std::initializer_list<std::span<const std::byte>> parts) {
-    Botan::SHA_256 h;
-    for (auto part : parts) h.update(u8(part.data()), part.size());
+    const auto h = Botan::HashFunction::create_or_throw("SHA-256");
+    for (auto part : parts) h->update(u8(part.data()), part.size());
     bytes32 out{};
-    h.final(u8(out.data()));
+    h->final(u8(out.data()));
     return out;
 }
 } // namespace detail
@@ -399,14 +400,14 @@ inline validator_record derive_record(std::string_view user, std::string_view pa
 /// than a known user's; a server that must hide even that can cache fake records per name.
 inline validator_record fake_record(std::string_view user, std::span<const std::byte, 32> server_secret) {
     using detail::u8;
-    Botan::HMAC mac(new Botan::SHA_256);
-    mac.set_key(u8(server_secret.data()), server_secret.size());
+    const auto mac = Botan::MessageAuthenticationCode::create_or_throw("HMAC(SHA-256)");
+    mac->set_key(u8(server_secret.data()), server_secret.size());
     auto prf = [&](std::string_view label) {
-        mac.update(reinterpret_cast<const std::uint8_t*>(label.data()), label.size());
-        mac.update(std::uint8_t{0});
-        mac.update(reinterpret_cast<const std::uint8_t*>(user.data()), user.size());
+        mac->update(reinterpret_cast<const std::uint8_t*>(label.data()), label.size());
+        mac->update(std::uint8_t{0});
+        mac->update(reinterpret_cast<const std::uint8_t*>(user.data()), user.size());
         bytes32 out{};
-        mac.final(u8(out.data()));
+        mac->final(u8(out.data()));
         return out;
     };
     bytes32 s = prf("btest ec-srp5 fake salt");
