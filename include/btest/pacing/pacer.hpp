@@ -52,8 +52,10 @@ public:
     duration interval() const noexcept { return interval_; }
     std::uint32_t unit_bytes() const noexcept { return unit_; }
 
-    /// Takes up to `max` units that are due at `now` and returns how many (0 when none is due,
-    /// or when BURST_MAX units were already taken at this same `now`). Unpaced: always `max`.
+    /// Takes up to `max` units that are due at `now` and returns how many. Calls with the same
+    /// `now` belong to one poll of §11: together they take at most BURST_MAX units, and when a
+    /// poll ends on BURST_MAX more than two units behind, the schedule restarts at `now` (the
+    /// drift clamp: no catch-up burst). Unpaced: always `max`.
     std::uint32_t take(time_point now, std::uint32_t max = 1) noexcept {
         if (rate_ == 0) return max;
         if (now != burst_at_) {
@@ -66,7 +68,7 @@ public:
             ++n;
             ++burst_;
         }
-        if (next_ + interval_ < now) next_ = now;
+        if (burst_ >= burst_max_ && next_ + interval_ < now) next_ = now;
         return n;
     }
 

@@ -1,0 +1,325 @@
+// The server state machine of PROTOCOL §4, scripted: byte-exact replies, every auth method,
+// timeouts and robustness rules (§13). Each script also runs split into single bytes and with
+// the connection failing at every step (test/script.hpp).
+#include <catch2/catch.hpp>
+
+#include <btest/auth/md5.hpp>
+#include <btest/wire/md5.hpp>
+
+#include "test/hex.hpp"
+#include "test/rigs.hpp"
+#include "test/script.hpp"
+#include "test/vectors.hpp"
+
+using namespace btest;
+using namespace std::chrono_literals;
+using test::server_rig;
+using script = test::script<server_rig>;
+
+namespace {
+const char* hello = "01000000";
+const char* cmd_tcp_receive = "01 02 01 00 00 80 00 00 00 00 00 00 00 00 00 00";
+const char* cmd_tcp_transmit = "01 01 01 00 00 80 00 00 00 00 00 00 00 00 00 00";
+const char* cmd_udp_both = "00 03 01 00 dc 05 00 00 00 00 00 00 00 00 00 00";
+const char* challenge = "ad32d6f94d28161625f2f390bb895637";  // PROTOCOL §3 B
+
+script::factory rig(auth_method auth, std::vector<std::pair<std::string, std::string>> users = {},
+                    std::string pattern_hex = challenge, std::function<void(server_rig&)> tweak = {}) {
+    return [=] {
+        auto r = std::make_unique<server_rig>();
+        r->cfg.auth = auth;
+        for (auto& [u, p] : users) r->creds.add(u, p);
+        r->pattern = test::unhex(pattern_hex);
+        if (tweak) tweak(*r);
+        r->start();
+        return r;
+    };
+}
+
+bool started_with(const event& e, protocol p, direction d) {
+    auto* s = std::get_if<test_started>(&e);
+    return s && s->proto == p && s->dir == d;
+}
+} // namespace
+
+TEST_CASE("server: no auth, TCP, client receives (PROTOCOL 3 A)") {
+    script(rig(auth_method::none))
+        .expect_write(hello)
+        .feed(cmd_tcp_receive)
+        .expect_prefix("01000000 00000000")  // OK, then zero-filled chunks at once
+        .expect_event("test_started", [](const event& e) { return started_with(e, protocol::tcp, direction::receive); })
+        .run();
+}
+
+TEST_CASE("server: no auth, TCP, client transmits: only STATUS goes back, one per second") {
+    script(rig(auth_method::none))
+        .expect_write(hello)
+        .feed(cmd_tcp_transmit)
+        .expect_write("01000000")
+        .feed(std::vector<std::byte>(1000))              // 1000 data bytes
+        .after(1s)
+        .expect_write("07 80 0000 01000000 e8030000")    // seq 1, 1000 bytes received
+        .after(1s)
+        .expect_write("07 80 0000 02000000 00000000")
+        .peer_closes()
+        .expect_ended(end_reason::peer_closed)
+        .run();
+}
+
+TEST_CASE("server: a COMMAND coalesced with test data keeps the data for the test") {
+    auto bytes = test::unhex(cmd_tcp_transmit);
+    bytes.resize(bytes.size() + 500);  // 500 zero bytes right behind the command
+    script(rig(auth_method::none))
+        .expect_write(hello)
+        .feed(bytes)
+        .expect_write("01000000")
+        .after(1s)
+        .expect_write("07 80 0000 01000000 f4010000")
+        .run();
+}
+
+TEST_CASE("server: MD5 with the published vector (PROTOCOL 3 B)") {
+    const auto reply = wire::encode_md5_reply(auth::md5_response("test", test::unhex_array<16>(challenge)), "test");
+    script(rig(auth_method::md5, {{"test", "test"}}))
+        .expect_write(hello)
+        .feed(cmd_udp_both)
+        .expect_write(std::string("02000000") + challenge)
+        .feed(std::vector<std::byte>(reply.begin(), reply.end()))
+        .expect_write("01000000 07d1")   // OK, P = 2001, in one segment
+        .expect_event("auth ok", [](const event& e) { auto* a = std::get_if<auth_result>(&e); return a && a->ok && a->user == "test"; })
+        .check([](server_rig& r) { CHECK(r.pool.acquired == std::vector<std::uint16_t>{2001}); })
+        .run();
+}
+
+TEST_CASE("server: MD5 wrong password is refused with 00 00 00 00 and closes") {
+    const auto reply = wire::encode_md5_reply(auth::md5_response("wrong", test::unhex_array<16>(challenge)), "test");
+    script(rig(auth_method::md5, {{"test", "test"}}))
+        .expect_write(hello)
+        .feed(cmd_tcp_receive)
+        .expect_write(std::string("02000000") + challenge)
+        .feed(std::vector<std::byte>(reply.begin(), reply.end()))
+        .expect_write("00000000")
+        .expect_closed(errc::auth_failed)
+        .expect_event("auth failed", [](const event& e) { auto* a = std::get_if<auth_result>(&e); return a && !a->ok; })
+        .run();
+}
+
+TEST_CASE("server: MD5 unknown user is refused like a wrong password") {
+    const auto reply = wire::encode_md5_reply(auth::md5_response("test", test::unhex_array<16>(challenge)), "mallory");
+    script(rig(auth_method::md5, {{"test", "test"}}))
+        .expect_write(hello)
+        .feed(cmd_tcp_receive)
+        .expect_write(std::string("02000000") + challenge)
+        .feed(std::vector<std::byte>(reply.begin(), reply.end()))
+        .expect_write("00000000")
+        .expect_closed(errc::auth_failed)
+        .run();
+}
+
+TEST_CASE("server: MD5 with a 40-byte user name matches its 32-byte truncation") {
+    const std::string user(40, 'u');
+    const auto reply = wire::encode_md5_reply(auth::md5_response("pw", test::unhex_array<16>(challenge)), user);
+    script(rig(auth_method::md5, {{user, "pw"}}))
+        .expect_write(hello)
+        .feed(cmd_tcp_transmit)
+        .expect_write(std::string("02000000") + challenge)
+        .feed(std::vector<std::byte>(reply.begin(), reply.end()))
+        .expect_write("01000000")
+        .run();
+}
+
+TEST_CASE("server: EC-SRP5 replays the ascii-basic vector byte for byte (PROTOCOL 3 C)") {
+    const auto& v = test::ecsrp5_vectors()["vectors"][0];
+    const auto& in = v["inputs"];
+    const auto& w = v["wire"];
+    struct vector_store final : auth::credential_store {
+        auth::ec_srp5::validator_record rec;
+        std::optional<std::string> md5_password(std::string_view) const override { return std::nullopt; }
+        std::optional<auth::ec_srp5::validator_record> ecsrp5_record(std::string_view u) const override {
+            if (u == "admin") return rec;
+            return std::nullopt;
+        }
+    };
+    auto store = std::make_shared<vector_store>();
+    store->rec = auth::ec_srp5::derive_record(in["username_utf8"].str(), in["password_utf8"].str(),
+                                              test::unhex_array<16>(in["salt_hex"].str()));
+    auto msg = [&](const char* k) {
+        for (auto& [key, val] : w.obj()) if (key.rfind(k, 0) == 0) return val.str();
+        FAIL("no wire field " << k);
+        return std::string();
+    };
+    script([&, store] {
+        auto r = std::make_unique<server_rig>();
+        r->cfg.auth = auth_method::ec_srp5;
+        r->store = store.get();
+        r->pattern = test::unhex(in["server_private_key_s_b_hex"].str());
+        r->start();
+        return r;
+    })
+        .expect_write(hello)
+        .feed(cmd_udp_both)
+        .expect_write("03000000")
+        .feed(msg("msg1"))
+        .expect_write(msg("msg2"))
+        .feed(msg("msg3"))
+        .expect_write(msg("msg4") + "01000000 07d1")
+        .expect_event("auth ok", [](const event& e) { auto* a = std::get_if<auth_result>(&e); return a && a->ok && a->user == "admin"; })
+        .run();
+}
+
+TEST_CASE("server: EC-SRP5 malformed MSG1 is a protocol error, an invalid key an auth failure") {
+    script(rig(auth_method::ec_srp5, {{"admin", "test"}}))
+        .expect_write(hello)
+        .feed(cmd_tcp_receive)
+        .expect_write("03000000")
+        .feed("05 0102030405")  // len 5 < 34
+        .expect_nothing_written()
+        .expect_closed(errc::protocol_error)
+        .run();
+    // u = p: not a field element.
+    script(rig(auth_method::ec_srp5, {{"admin", "test"}}))
+        .expect_write(hello)
+        .feed(cmd_tcp_receive)
+        .expect_write("03000000")
+        .feed("27 61646d696e00 7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed 00")
+        .expect_write("00000000")
+        .expect_closed(errc::auth_failed)
+        .run();
+}
+
+TEST_CASE("server: UDP test binds its port before the OK word") {
+    script(rig(auth_method::none))
+        .expect_write(hello)
+        .feed("00 02 01 14 dc 05 00 00 00 00 00 00 00 00 00 00")  // 20 streams
+        .expect_write("01000000 07d1")
+        .check([](server_rig& r) { CHECK(r.pool.last_count == 20); })
+        .peer_closes()
+        .check([](server_rig& r) { CHECK(r.pool.released == std::vector<std::uint16_t>{2001}); })
+        .run();
+}
+
+TEST_CASE("server: no free UDP port closes without an OK word") {
+    script(rig(auth_method::none, {}, challenge, [](server_rig& r) { r.pool.next.reset(); }))
+        .expect_write(hello)
+        .feed(cmd_udp_both)
+        .expect_nothing_written()
+        .expect_closed(errc::port_unavailable)
+        .run();
+}
+
+TEST_CASE("server: invalid commands close without a reply") {
+    for (const char* bad : {"02 02 01 00 00 80 00 00 00 00 00 00 00 00 00 00",
+                            "01 00 01 00 00 80 00 00 00 00 00 00 00 00 00 00",
+                            "01 04 01 00 00 80 00 00 00 00 00 00 00 00 00 00",
+                            "ff ff ff ff ff ff ff ff ff ff ff ff ff ff ff ff"}) {
+        INFO(bad);
+        script(rig(auth_method::none))
+            .expect_write(hello)
+            .feed(bad)
+            .expect_nothing_written()
+            .expect_closed(errc::invalid_command)
+            .run();
+    }
+}
+
+TEST_CASE("server: conn_count above the configured maximum is invalid") {
+    script(rig(auth_method::none, {}, challenge, [](server_rig& r) { r.cfg.max_conn_count = 10; }))
+        .expect_write(hello)
+        .feed("01 03 01 14 00 80 00 00 00 00 00 00 00 00 00 00")
+        .expect_closed(errc::invalid_command)
+        .run();
+}
+
+TEST_CASE("server: multi-connection TCP answers with a token registered before the OK word") {
+    // The entropy yields 9c 4e: the token of transcript D.
+    script(rig(auth_method::none, {}, "9c4e"))
+        .expect_write(hello)
+        .feed("01 03 01 03 00 80 00 00 00 00 00 00 00 00 00 00")
+        .expect_write("019c4e00")
+        .check([](server_rig& r) {
+            CHECK(r.joins.pending() == 1);
+            CHECK(r.joins.claim(0x9c4e, ip_address::v4(192, 0, 2, 99)) == nullptr);  // another IP
+        })
+        .after(10s)  // T_join: the test starts with the connections present
+        .expect_event("started", [](const event& e) { return started_with(e, protocol::tcp, direction::both); })
+        .check([](server_rig& r) { CHECK(r.joins.pending() == 0); })
+        .run();
+}
+
+TEST_CASE("server: a handshake that stalls hits T_hs") {
+    script(rig(auth_method::none))
+        .expect_write(hello)
+        .feed("01 02 01")  // a truncated COMMAND, then nothing
+        .after(9s)
+        .check([](server_rig& r) { CHECK_FALSE(r.session().finished()); })
+        .after(1s)
+        .expect_closed(errc::handshake_timeout)
+        .run();
+    script(rig(auth_method::md5, {{"a", "b"}}))
+        .expect_write(hello)
+        .feed(cmd_tcp_receive)
+        .expect_write(std::string("02000000") + challenge)
+        .after(10s)
+        .expect_closed(errc::handshake_timeout)
+        .run();
+}
+
+TEST_CASE("server: one byte per second never keeps a handshake alive past T_hs") {
+    auto s = script(rig(auth_method::none));
+    s.expect_write(hello);
+    for (int i = 0; i < 9; ++i) s.feed("01").after(1s);
+    s.after(1s).expect_closed(errc::handshake_timeout).run();
+}
+
+TEST_CASE("server: a silent client in a UDP test hits T_idle") {
+    script(rig(auth_method::none))
+        .expect_write(hello)
+        .feed(cmd_udp_both)
+        .expect_write("01000000 07d1")
+        .after(5s)
+        .feed("07 80 0000 01000000 00000000")  // the last STATUS the client sends, at 5 s
+        .after(9s)
+        .check([](server_rig& r) { CHECK_FALSE(r.session().finished()); })
+        .after(1s)                             // 10 s without a STATUS
+        .expect_closed(errc::peer_silent)
+        .check([](server_rig& r) { CHECK(r.pool.released == std::vector<std::uint16_t>{2001}); })
+        .run();
+}
+
+TEST_CASE("server: T_max ends the test with max_duration") {
+    script(rig(auth_method::none, {}, challenge, [](server_rig& r) { r.cfg.limits.max_test = 3s; }))
+        .expect_write(hello)
+        .feed(cmd_tcp_transmit)
+        .expect_write("01000000")
+        .feed(std::vector<std::byte>(10))
+        .after(1s).expect_write("07 80 0000 01000000 0a000000")
+        .feed(std::vector<std::byte>(10))
+        .after(1s).expect_write("07 80 0000 02000000 0a000000")
+        .feed(std::vector<std::byte>(10))
+        .after(1s)
+        .expect_ended(end_reason::max_duration)
+        .run();
+}
+
+TEST_CASE("server: a UDP test's control stream rejects stray bytes") {
+    script(rig(auth_method::none))
+        .expect_write(hello)
+        .feed(cmd_udp_both)
+        .expect_write("01000000 07d1")
+        .feed("07 80 0000 01000000 00000000 41")
+        .expect_closed(errc::protocol_error)
+        .run();
+}
+
+TEST_CASE("server: local stop ends the test cleanly and releases the port") {
+    script(rig(auth_method::none))
+        .expect_write(hello)
+        .feed(cmd_udp_both)
+        .expect_write("01000000 07d1")
+        .check([](server_rig& r) { r.session().stop({}); })
+        .check([](server_rig& r) {
+            CHECK(r.session().finished());
+            CHECK(r.pool.released == std::vector<std::uint16_t>{2001});
+        })
+        .run();
+}
