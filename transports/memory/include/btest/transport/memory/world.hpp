@@ -65,6 +65,17 @@ struct link_stats {
     std::uint64_t probes_delivered = 0;         ///< payloads shorter than 4 bytes
     std::uint64_t datagrams_unreachable = 0;    ///< no socket bound at the destination
     std::uint64_t reordered = 0;
+    /// Send order (among data datagrams, payload ≥ 4) of the first datagram that reached a
+    /// socket and of the highest one; `delivered_before_first` counts those that arrived after
+    /// the first but were sent before it (reordered at the very start).
+    std::optional<std::uint64_t> first_delivered_index, last_delivered_index;
+    std::uint64_t delivered_before_first = 0;
+    /// What a receiver tracking one stream from its first datagram must count as lost: the
+    /// datagrams of [first, highest] that never arrived (PROTOCOL §8.5).
+    std::uint64_t expected_lost() const {
+        if (!first_delivered_index) return 0;
+        return *last_delivered_index - *first_delivered_index + 1 - (datagrams_delivered - delivered_before_first);
+    }
 };
 
 struct world_config {
@@ -88,7 +99,9 @@ public:
     public:
         client_session& session() { return *session_; }
         const client_session& session() const { return *session_; }
+        /// The session exists once the simulated TCP connect completed (one round trip).
         bool has_session() const { return session_ != nullptr; }
+        bool finished() const { return session_ && session_->finished(); }
         test_summary summary() const { return session_ ? session_->summary() : test_summary{}; }
         const link_stats& up() const { return up_.stats; }
         const link_stats& down() const { return down_.stats; }
@@ -105,6 +118,7 @@ public:
             time_point nic_free{};
             time_point bn_free{};
             std::uint64_t counter = 0;
+            std::uint64_t data_counter = 0;
             seeded_entropy rng{1};
         };
         struct binder final : udp_binder {
@@ -231,7 +245,7 @@ public:
     /// Runs until every client session is finished (or `limit`).
     bool run_until_finished(duration limit) {
         return run_until([&] {
-            for (auto& c : clients_) if (!c->session_ || !c->session_->finished()) return false;
+            for (auto& c : clients_) if (!c->finished()) return false;
             return true;
         }, limit);
     }
@@ -274,6 +288,7 @@ private:
         void* target;
         std::uint64_t a = 0;
         std::uint64_t b = 0;
+        std::uint64_t c = 0;
         bool operator>(const item& o) const { return at != o.at ? at > o.at : order > o.order; }
     };
 
@@ -576,6 +591,7 @@ private:
                   std::uint16_t dst_port, std::uint32_t header) {
         auto& link = up ? h.up_ : h.down_;
         const std::uint64_t index = link.counter++;
+        const std::uint64_t data_index = len >= 4 ? link.data_counter++ : ~0ULL;
         link.stats.datagrams_sent++;
         const std::uint64_t wire = std::uint64_t(len) + header;
         const time_point nic_start = std::max(now_, link.nic_free);
@@ -608,11 +624,11 @@ private:
             at += link.model.reorder_delay;
             link.stats.reordered++;
         }
-        // a: seq | len << 32; b: host index | up flag | src port | dst port
+        // a: seq | len << 32; b: src port | dst port << 16 | up << 32 | header << 40
         const std::uint64_t a = std::uint64_t(seq) | std::uint64_t(len) << 32;
         const std::uint64_t b = std::uint64_t(src_port) | std::uint64_t(dst_port) << 16 | std::uint64_t(up ? 1 : 0) << 32 |
                                 std::uint64_t(header) << 40;
-        schedule(at, item_kind::udp_deliver, &h, a, b);
+        queue_.push(item{at, order_++, item_kind::udp_deliver, &h, a, b, data_index});
     }
 
     void on_udp_deliver(const item& it) {
@@ -644,6 +660,9 @@ private:
             bytes::store_be32(scratch_.data(), seq);
             link.stats.datagrams_delivered++;
             link.stats.delivered_bytes += std::uint64_t(len) + header;
+            if (!link.stats.first_delivered_index) link.stats.first_delivered_index = it.c;
+            if (it.c < *link.stats.first_delivered_index) link.stats.delivered_before_first++;
+            link.stats.last_delivered_index = std::max(link.stats.last_delivered_index.value_or(0), it.c);
         } else {
             link.stats.probes_delivered++;
         }
