@@ -25,6 +25,7 @@ public:
     struct limits {
         std::size_t max_pending = 64;        ///< pending sessions in total
         std::size_t max_pending_per_ip = 4;  ///< pending sessions from one peer IP
+        std::size_t max_pending_connections = 1024;  ///< connections all pending sessions still await
     };
 
     join_registry() : join_registry(limits{}) {}
@@ -40,6 +41,9 @@ public:
         const auto same_ip = std::count_if(entries_.begin(), entries_.end(),
                                            [&](const entry& e) { return e.ip == ip; });
         if (static_cast<std::size_t>(same_ip) >= limits_.max_pending_per_ip) return std::nullopt;
+        std::size_t awaited = missing;
+        for (const auto& e : entries_) awaited += e.missing;
+        if (awaited > limits_.max_pending_connections) return std::nullopt;
         // 254·255 valid tokens and at most max_pending taken: a few draws always suffice; the
         // bound only keeps a broken entropy source from looping forever.
         for (int attempt = 0; attempt < 1024; ++attempt) {

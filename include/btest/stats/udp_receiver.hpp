@@ -1,4 +1,6 @@
-// UDP receive accounting — PROTOCOL §8.5, per accepted source port (§8.6):
+// UDP receive accounting — PROTOCOL §8.5, per stream (§8.6). A stream is identified by the
+// receiving socket and the source port: a server's one socket sees the client's N source
+// ports; a client's N sockets each see the server's port P with its own sequence.
 //
 //   payload < 4 bytes             → ignored entirely (NAT / neighbour-discovery probes)
 //   bytes += payload + H          (headers counted, matching the sender's S)
@@ -62,16 +64,17 @@ class udp_receiver {
 public:
     explicit udp_receiver(std::size_t max_sources = 256) { sources_.reserve(max_sources); }
 
-    /// Accounts one datagram's UDP payload from `src_port`; `header` = H of §8.3. Returns false
-    /// (and changes nothing) for a payload shorter than 4 bytes.
+    /// Accounts one datagram's UDP payload from `src_port`, received on local socket
+    /// `socket` (0 for a single socket); `header` = H of §8.3. Returns false (and changes
+    /// nothing) for a payload shorter than 4 bytes.
     bool on_datagram(time_point now, std::uint16_t src_port, std::span<const std::byte> payload,
-                     std::uint32_t header) noexcept {
+                     std::uint32_t header, std::uint32_t socket = 0) noexcept {
         const auto seq = wire::udp_packet_seq(payload);
         if (!seq) return false;
         bytes_ += payload.size() + header;
         interval_bytes_ += payload.size() + header;
         ++packets_;
-        if (auto* s = find(src_port)) {
+        if (auto* s = find(socket << 16 | src_port)) {
             const auto lost_before = s->loss.lost;
             std::uint32_t steps = 0;
             switch (s->loss.on_seq(*seq, steps)) {
@@ -116,20 +119,20 @@ public:
 
 private:
     struct source {
-        std::uint16_t port = 0;
+        std::uint32_t key = 0;  // socket << 16 | source port
         loss_tracker loss;
         jitter_estimator jitter;
     };
-    source* find(std::uint16_t port) noexcept {
-        if (last_ < sources_.size() && sources_[last_].port == port) return &sources_[last_];
+    source* find(std::uint32_t key) noexcept {
+        if (last_ < sources_.size() && sources_[last_].key == key) return &sources_[last_];
         for (std::size_t i = 0; i < sources_.size(); ++i) {
-            if (sources_[i].port == port) {
+            if (sources_[i].key == key) {
                 last_ = i;
                 return &sources_[i];
             }
         }
         if (sources_.size() == sources_.capacity()) return nullptr;  // never reallocates
-        sources_.push_back(source{port, {}, {}});
+        sources_.push_back(source{key, {}, {}});
         last_ = sources_.size() - 1;
         return &sources_.back();
     }

@@ -16,7 +16,7 @@ const ip_address b = ip_address::v4(192, 0, 2, 2);
 
 TEST_CASE("joins: tokens never look like a COMMAND and are unique while pending") {
     seeded_entropy rng(1);
-    join_registry r({1000, 1000});
+    join_registry r({1000, 1000, 10000});
     std::set<std::uint16_t> seen;
     for (std::uintptr_t i = 1; i <= 1000; ++i) {
         auto t = r.add(fake(i), ip_address::v4(10, 0, std::uint8_t(i >> 8), std::uint8_t(i)), 3, rng);
@@ -52,6 +52,16 @@ TEST_CASE("joins: pending sessions are capped in total and per IP") {
     CHECK_FALSE(r.add(fake(5), ip_address::v4(1, 1, 1, 1), 1, rng));  // total cap
     r.remove(fake(1));
     CHECK(r.add(fake(3), a, 1, rng));
+}
+
+TEST_CASE("joins: the connections pending sessions await are capped in total") {
+    seeded_entropy rng(5);
+    join_registry r({64, 64, 300});
+    CHECK(r.add(fake(1), a, 254, rng));
+    CHECK_FALSE(r.add(fake(2), b, 47, rng));  // 301 awaited
+    CHECK(r.add(fake(2), b, 46, rng));
+    r.remove(fake(1));
+    CHECK(r.add(fake(3), a, 254, rng));
 }
 
 TEST_CASE("joins: 1000 random tokens never attach to the one pending session") {

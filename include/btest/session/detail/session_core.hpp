@@ -207,14 +207,15 @@ public:
 
     // ---- inputs ----------------------------------------------------------------------------
 
-    /// A UDP datagram's payload received from `src` on one of the test's sockets. Datagrams
-    /// from another IP than the peer's, outside the test, or shorter than 4 bytes are dropped
-    /// (PROTOCOL §8.2, §13.9).
-    void feed_datagram(time_point now, const endpoint& src, std::span<const std::byte> payload) {
+    /// A UDP datagram's payload received from `src` on the test's socket `stream` (client:
+    /// the socket bound at P+256+stream; server: 0). Datagrams from another IP than the
+    /// peer's, outside the test, or shorter than 4 bytes are dropped (PROTOCOL §8.2, §13.9).
+    void feed_datagram(time_point now, const endpoint& src, std::span<const std::byte> payload,
+                       std::uint32_t stream = 0) {
         if (!running_ || params_.proto != protocol::udp || !udp_rx_) return;
         if (src.address != peer_.address) return;
         if (params_.udp_reply_to_source && !reply_port_) reply_port_ = src.port;
-        udp_rx_stats_.on_datagram(now, src.port, payload, header_);
+        udp_rx_stats_.on_datagram(now, src.port, payload, header_, stream);
     }
 
     /// The transport saw EOF (ec empty), a reset or an I/O error on `conn`. Any connection

@@ -196,6 +196,52 @@ public:
     }
 
     client_host& client(std::size_t i = 0) { return *clients_.at(i); }
+
+    /// One TCP connection of a client as both sessions index it, with what it delivered.
+    struct connection_info {
+        std::uint32_t client_conn = 0;
+        std::optional<std::uint32_t> server_conn;   ///< index in the server session it belongs to
+        const server_session* server = nullptr;
+        std::uint64_t up_delivered = 0, down_delivered = 0;
+    };
+    std::vector<connection_info> connections_of(const client_host& h) const {
+        std::vector<connection_info> v;
+        for (const auto& c : conns_) {
+            if (c->host != &h || c->raw || !c->client) continue;
+            connection_info i;
+            i.client_conn = c->client_idx;
+            if (c->server) {
+                i.server_conn = c->server_idx;
+                i.server = c->server->server.get();
+            }
+            i.up_delivered = c->up_delivered;
+            i.down_delivered = c->down_delivered;
+            v.push_back(i);
+        }
+        return v;
+    }
+
+    /// The network resets client `h`'s connection `client_conn`: both ends see it fail now.
+    void reset_connection(client_host& h, std::uint32_t client_conn) {
+        for (auto& c : conns_) {
+            if (c->host != &h || c->raw || c->client_idx != client_conn || !c->client) continue;
+            const std::error_code reset = std::make_error_code(std::errc::connection_reset);
+            c->up.clear();
+            c->down.clear();
+            c->up_inflight = c->down_inflight = 0;
+            if (!c->client_closed) {
+                c->client_closed = true;
+                c->client->core().on_connection_closed(c->client_idx, now_, reset);
+                pump(*c->client);
+            }
+            if (!c->server_closed && c->server) {
+                c->server_closed = true;
+                c->server->core().on_connection_closed(c->server_idx, now_, reset);
+                pump(*c->server);
+            }
+            return;
+        }
+    }
     std::size_t client_count() const { return clients_.size(); }
 
     /// Opens a raw TCP connection from `from` to the server.
@@ -215,6 +261,13 @@ public:
         return raws_.size() - 1;
     }
     raw_peer& raw(std::size_t i) { return raws_.at(i); }
+    /// The server session a raw connection belongs to now (after a JOIN: its target) and its
+    /// index there; nullopt before it was accepted.
+    std::optional<std::pair<const server_session*, std::uint32_t>> raw_server_conn(std::size_t i) {
+        auto* c = raw_conn(i);
+        if (!c || !c->server) return std::nullopt;
+        return std::make_pair(static_cast<const server_session*>(c->server->server.get()), c->server_idx);
+    }
     void raw_write(std::size_t i, std::span<const std::byte> b) {
         auto* c = raw_conn(i);
         if (c && !c->client_closed) send_tcp(*c, /*up=*/true, b);
@@ -309,7 +362,7 @@ private:
         std::size_t up_inflight = 0, down_inflight = 0;
         bool client_closed = false, server_closed = false;    // that side closed its socket
         bool eof_to_server = false, eof_to_client = false;    // EOF scheduled/delivered
-        bool server_reading = true, client_reading = true;
+        std::uint64_t up_delivered = 0, down_delivered = 0;  // bytes handed to each session
     };
 
     // Drives one session: a client_session or a server_session.
@@ -483,6 +536,7 @@ private:
             if (c.raw && c.server == nullptr) return;
             if (!c.server_closed && c.server) {
                 link.stats.tcp_bytes_delivered += s.bytes.size();
+                c.up_delivered += s.bytes.size();
                 c.server->feed(c.server_idx, now_, s.bytes);
                 pump(*c.server);
             }
@@ -494,6 +548,7 @@ private:
                 r.received.insert(r.received.end(), s.bytes.begin(), s.bytes.end());
             } else if (!c.client_closed && c.client) {
                 link.stats.tcp_bytes_delivered += s.bytes.size();
+                c.down_delivered += s.bytes.size();
                 c.client->feed(c.client_idx, now_, s.bytes);
                 pump(*c.client);
             } else if (!c.client_closed && !c.client) {
@@ -507,6 +562,7 @@ private:
         for (auto it = early_.begin(); it != early_.end();) {
             if (it->first == &c) {
                 c.host->down_.stats.tcp_bytes_delivered += it->second.size();
+                c.down_delivered += it->second.size();
                 c.client->feed(c.client_idx, now_, it->second);
                 it = early_.erase(it);
             } else {
@@ -642,13 +698,17 @@ private:
         auto& link = up ? h.up_ : h.down_;
         driver* to = nullptr;
         endpoint src;
+        std::uint32_t stream = 0;
         if (up) {
             auto s = server_udp_.find(dst_port);
             if (s != server_udp_.end()) to = s->second;
             src = {h.address_, src_port};
         } else {
             auto s = client_udp_.find({h.address_, dst_port});
-            if (s != client_udp_.end()) to = s->second->driver_;
+            if (s != client_udp_.end()) {
+                to = s->second->driver_;
+                stream = static_cast<std::uint32_t>(dst_port - h.bound_.front());
+            }
             src = {cfg_.server_address, src_port};
         }
         if (!to) {
@@ -666,7 +726,7 @@ private:
         } else {
             link.stats.probes_delivered++;
         }
-        to->core().feed_datagram(now_, src, payload);
+        to->core().feed_datagram(now_, src, payload, stream);
         if (len >= 4) bytes::store_be32(scratch_.data(), 0);
         pump(*to);
     }
