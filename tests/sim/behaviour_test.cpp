@@ -306,3 +306,30 @@ TEST_CASE("sim: concurrent UDP tests get distinct port blocks, released afterwar
     for (std::size_t i = 0; i < w.client_count(); ++i) CHECK(w.client(i).summary().reason == end_reason::completed);
     check_no_leaks(w);
 }
+
+TEST_CASE("sim: each side's CPU load travels in its STATUS and shows as the peer's remote CPU") {
+    for (auto p : {protocol::tcp, protocol::udp}) {
+        INFO(name(p));
+        client_config c;
+        c.proto = p;
+        c.dir = direction::both;
+        c.remote_tx_speed = c.local_tx_speed = 10'000'000;
+        c.test_duration = 3s;
+        memory::world_config wc;
+        wc.server_cpu = 62;
+        memory::world w{c, wc, fast_link()};
+        auto& client = w.client();
+        REQUIRE(w.run_until([&] { return client.has_session(); }, 1s));
+        client.session().set_local_cpu(20);
+        REQUIRE(w.run_until_finished(10s));
+        w.run_for(1s);
+        CHECK(client.summary().local_cpu == 20);
+        CHECK(client.summary().remote_cpu == std::optional<std::uint8_t>(62));
+        const auto* server = w.server_tests().at(0);
+        CHECK(server->summary().remote_cpu == std::optional<std::uint8_t>(20));
+        const auto r = last_report(client.events());
+        REQUIRE(r);
+        CHECK(r->local_cpu == 20);
+        CHECK(r->remote_cpu == std::optional<std::uint8_t>(62));
+    }
+}

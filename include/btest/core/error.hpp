@@ -81,8 +81,8 @@ public:
 };
 } // namespace detail
 
-/// The "btest" error category. A function-local static of an immutable, stateless object:
-/// the one piece of static storage in the kit, as std::generic_category() is in the library.
+/// The "btest" error category: a function-local static of an immutable, stateless object, as
+/// std::generic_category() is in the library. The kit keeps no mutable static state.
 inline const std::error_category& error_category() noexcept {
     static const detail::error_category_impl instance;
     return instance;

@@ -85,6 +85,7 @@ struct world_config {
     ip_address server_address = ip_address::v4(10, 0, 0, 1);
     std::uint64_t seed = 0x5eed;
     std::size_t max_sessions = 100;             ///< transport limit (§12.4): refuse beyond it
+    std::uint8_t server_cpu = 0;                ///< CPU load the server sessions report
     join_registry::limits joins{};
     port_block_allocator::limits ports{};
 };
@@ -470,6 +471,7 @@ private:
         auto* d = drivers_.back().get();
         const endpoint peer{c.host->address_, static_cast<std::uint16_t>(40000 + conns_.size())};
         d->server = std::make_unique<server_session>(cfg_.server, services_, peer, now_);
+        d->server->set_local_cpu(cfg_.server_cpu);
         d->conns.push_back(&c);
         c.server = d;
         c.server_idx = 0;
