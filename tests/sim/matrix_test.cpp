@@ -72,6 +72,16 @@ void check_combination(protocol p, direction d, auth_method a) {
     CHECK(cs.tx.active == client_sends(d));
     CHECK(cs.rx.active == server_sends(d));
 
+    // Reports: one per second; a partial one at the end only when the test ended off-boundary.
+    for (const auto* evs : {&client.events(), &w.server_events()}) {
+        const auto rs = reports(*evs);
+        REQUIRE(rs.size() >= 10);
+        for (std::size_t i = 0; i + 1 < rs.size(); ++i) CHECK_FALSE(rs[i].final);
+        CHECK(rs.size() == (rs.back().final ? 11u : 10u));
+    }
+    CHECK_FALSE(reports(client.events()).back().final);    // the client ends at exactly 10 s
+    CHECK(reports(w.server_events()).back().final);        // the server a little later
+
     const auto hs = handshake_size(p, a, c.user);
     if (p == protocol::tcp) {
         // Every byte the client wrote reached the server before its FIN.

@@ -309,7 +309,7 @@ private:
         for (auto& c : conns())
             if (!c.in_test && c.open) c.open = false;  // still handshaking: give up on it
         if (join_failed_ || joined_ + 1 < cfg_.connection_count)
-            push_event(notice{make_error_code(errc::resource_limit),
+            push_event(notice{make_error_code(errc::multi_connection_refused),
                               "only " + std::to_string(joined_ + 1) + " of " +
                                   std::to_string(cfg_.connection_count) + " connections joined"});
         begin_test(now, params());

@@ -73,6 +73,7 @@ struct interval_report {
     direction_interval rx;
     std::uint8_t local_cpu = 0;
     std::optional<std::uint8_t> remote_cpu;
+    bool final = false;              ///< the partial interval up to the end of the test
 };
 
 /// Something the app should tell the user; the session continues.

@@ -613,7 +613,7 @@ private:
     }
 
     void emit_final_report(time_point now) {
-        if (now > last_report_) emit_report(last_report_, now);
+        if (now > last_report_) emit_report(last_report_, now, true);
         // The meters' last fragment, so the 10-second average covers the test's end.
         const auto frag = now - (next_second_ - std::chrono::seconds(1));
         if (frag > duration::zero()) {
@@ -624,8 +624,9 @@ private:
         }
     }
 
-    void emit_report(time_point from, time_point to) {
+    void emit_report(time_point from, time_point to, bool final = false) {
         interval_report r;
+        r.final = final;
         r.start = from - start_;
         r.end = to - start_;
         const auto len = to - from;
