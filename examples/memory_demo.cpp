@@ -12,9 +12,9 @@ using namespace std::chrono_literals;
 static void print_report(const char* side, const interval_report& r) {
     auto line = [&](const char* dir, const direction_interval& d) {
         if (!d.active) return;
-        std::printf("[%s] %5.1f-%4.1fs %s %8.2f Mbit/s %10llu bytes  cpu %u%%\n", side,
+        std::printf("[%s] %5.1f-%4.1fs %s %8.2f Mbit/s %10llu bytes\n", side,
                     std::chrono::duration<double>(r.start).count(), std::chrono::duration<double>(r.end).count(),
-                    dir, double(d.bits_per_second) / 1e6, static_cast<unsigned long long>(d.bytes), r.local_cpu);
+                    dir, double(d.bits_per_second) / 1e6, static_cast<unsigned long long>(d.bytes));
     };
     line("TX", r.tx);
     line("RX", r.rx);

@@ -335,7 +335,8 @@ private:
         // (§5); anywhere else it is the peer closing.
         const auto p = conns()[0].phase;
         if (p == phase_wait_result || p == phase_wait_ec2 || p == phase_wait_ec4) return fail(now, errc::auth_failed);
-        if (p == phase_wait_hello) return fail(now, errc::not_a_btest_server);
+        // Before HELLO too: a server that closes at once (e.g. at its session limit, §12.4) is
+        // not shown to be anything but closed.
         fail(now, errc::peer_closed);
     }
 

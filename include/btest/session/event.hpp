@@ -71,7 +71,7 @@ struct interval_report {
     duration end{};
     direction_interval tx;
     direction_interval rx;
-    std::uint8_t local_cpu = 0;
+    std::optional<std::uint8_t> local_cpu;   ///< nullopt until the embedder supplied a sample
     std::optional<std::uint8_t> remote_cpu;
     bool final = false;              ///< the partial interval up to the end of the test
 };

@@ -75,6 +75,12 @@ public:
     }
 
     std::size_t pending() const noexcept { return entries_.size(); }
+    /// A pending session from `ip` still awaits connections: a new connection from there may
+    /// be a JOIN, which a server at its session limit must still let in (§12.4).
+    bool pending_from(const ip_address& ip) const noexcept {
+        return std::any_of(entries_.begin(), entries_.end(),
+                           [&](const entry& e) { return e.ip == ip && e.missing > 0; });
+    }
 
 private:
     struct entry {

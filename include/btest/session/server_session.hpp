@@ -65,6 +65,14 @@ public:
     /// Call at or after next_deadline(); early or repeated calls are harmless.
     std::error_code on_timer(time_point now) { return handle_timer(now); }
 
+    /// A server limit refuses this test (§12.4): the session ends now with resource_limit and
+    /// nothing it has not yet written goes out (no OK word). For a transport that counts tests
+    /// once their COMMAND is known.
+    void refuse(time_point now) {
+        if (finished()) return;
+        fail(now, errc::resource_limit);
+    }
+
     /// The COMMAND of this test, once received.
     const std::optional<wire::command>& command() const noexcept { return cmd_; }
     /// The authenticated (or, without auth, empty) user name.

@@ -40,7 +40,7 @@ struct test_summary {
     std::uint32_t connections = 0;          ///< TCP connections in the test / UDP streams
     direction_summary tx;
     direction_summary rx;
-    std::uint8_t local_cpu = 0;
+    std::optional<std::uint8_t> local_cpu;   ///< nullopt until the embedder supplied a sample
     std::optional<std::uint8_t> remote_cpu;
     std::uint64_t status_bytes_sent = 0;    ///< sum of `bytes` over the STATUS messages we sent
     std::uint64_t status_bytes_received = 0;///< … over the STATUS messages the peer sent

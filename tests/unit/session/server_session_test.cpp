@@ -323,3 +323,45 @@ TEST_CASE("server: local stop ends the test cleanly and releases the port") {
         })
         .run();
 }
+
+TEST_CASE("server: a STATUS the transport could not send yet merges into the next one") {
+    server_rig r;
+    r.pattern = test::unhex(challenge);
+    r.start();
+    auto& s = r.session();
+    std::vector<std::byte> out(min_write_buffer);
+    time_point t{};
+    REQUIRE(s.write_to(0, t, out) == 4);  // HELLO
+    s.feed(0, t, test::unhex(cmd_tcp_transmit));
+    REQUIRE(s.write_to(0, t, out) == 4);  // OK
+    s.feed(0, t, std::vector<std::byte>(700));
+    s.on_timer(t + 1s);                   // STATUS 1 is due, but the socket is blocked...
+    s.feed(0, t + 1s, std::vector<std::byte>(300));
+    s.on_timer(t + 2s);                   // ...and a second one falls due
+    const auto n = s.write_to(0, t + 2s, out);
+    REQUIRE(n == 12);
+    // One message on the wire: seq 1, both seconds' bytes.
+    CHECK(test::hex(std::span(out).first(n)) == "07800000" "01000000" "e8030000");
+    CHECK(s.summary().status_sent == 1);
+    CHECK(s.summary().status_bytes_sent == 1000);
+    CHECK(s.conn_stats(0).status_sent == 1);
+    s.on_timer(t + 3s);
+    REQUIRE(s.write_to(0, t + 3s, out) == 12);
+    CHECK(test::hex(std::span(out).first(12)) == "07800000" "02000000" "00000000");
+    CHECK(s.summary().status_sent == 2);
+}
+
+TEST_CASE("server: refuse() ends a test at a server limit before its OK word goes out") {
+    server_rig r;
+    r.pattern = test::unhex(challenge);
+    r.start();
+    auto& s = r.session();
+    std::vector<std::byte> out(min_write_buffer);
+    REQUIRE(s.write_to(0, {}, out) == 4);
+    s.feed(0, {}, test::unhex(cmd_udp_both));  // OK and PORT queued, port 2001 bound
+    s.refuse({});
+    CHECK(s.finished());
+    CHECK(s.error() == errc::resource_limit);
+    CHECK(s.write_to(0, {}, out) == 0);
+    CHECK(r.pool.released == std::vector<std::uint16_t>{2001});
+}

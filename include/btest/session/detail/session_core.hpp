@@ -139,6 +139,10 @@ public:
             std::memcpy(out.data() + n, s.data(), s.size());
             n += s.size();
             c.status_pending = false;
+            // Counted when written: a STATUS merged into its successor is one message.
+            c.stats.status_sent++;
+            status_sent_++;
+            status_bytes_sent_ += c.pending_status.bytes;
         }
         if (c.tx_data && params_.proto == protocol::tcp) n += write_chunks(c, now, out.subspan(n));
         return n;
@@ -244,7 +248,8 @@ public:
         finish(now, end_reason::stopped, {});
     }
 
-    /// The CPU load (0..100) sent in our STATUS messages; the embedder samples it.
+    /// The CPU load (0..100) sent in our STATUS messages (0 until the embedder supplies one);
+    /// the embedder samples it.
     void set_local_cpu(std::uint8_t load) noexcept { local_cpu_ = std::min<std::uint8_t>(load, 100); }
 
     // ---- observation -----------------------------------------------------------------------
@@ -502,7 +507,7 @@ protected:
     const timeouts& limits() const noexcept { return limits_; }
     bool closing() const noexcept { return closing_; }
     std::uint32_t header_overhead() const noexcept { return header_; }
-    std::uint8_t local_cpu() const noexcept { return local_cpu_; }
+    std::optional<std::uint8_t> local_cpu() const noexcept { return local_cpu_; }
 
     /// Enables NAT probes: one empty datagram per stream before the first data (§8.7).
     void set_nat_probes(std::uint32_t streams) noexcept { nat_probes_left_ = streams; }
@@ -590,11 +595,8 @@ private:
             if (params_.proto == protocol::udp) received = udp_rx_stats_.take_interval_bytes();
             if (c.status_pending) received += c.pending_status.bytes;  // the previous one never left
             else ++c.status_seq;
-            c.pending_status = wire::status{local_cpu_, c.status_seq, wire::status::saturate(received)};
+            c.pending_status = wire::status{local_cpu_.value_or(0), c.status_seq, wire::status::saturate(received)};
             c.status_pending = true;
-            c.stats.status_sent++;
-            status_sent_++;
-            status_bytes_sent_ += c.pending_status.bytes;
         }
         const auto tx = tx_bytes_, rx = rx_total();
         tx_meter_.push_second(tx - second_tx_);
@@ -745,7 +747,7 @@ private:
     std::uint64_t report_tx_base_ = 0, report_rx_base_ = 0;
     std::uint64_t report_tx_packets_base_ = 0, report_rx_packets_base_ = 0, report_lost_base_ = 0;
     stats::rate_meter tx_meter_, rx_meter_;
-    std::uint8_t local_cpu_ = 0;
+    std::optional<std::uint8_t> local_cpu_;
     std::optional<std::uint8_t> remote_cpu_;
     std::uint64_t status_bytes_sent_ = 0, status_bytes_received_ = 0;
     std::uint64_t status_sent_ = 0, status_received_ = 0;
