@@ -1,0 +1,624 @@
+// btest: the reference MikroTik Bandwidth Test client and server over the Asio transport.
+// Parses options, runs the transport, prints. Machine output (text lines, JSON lines) goes to
+// stdout; diagnostics, logs and hex dumps go to stderr.
+//
+// Exit status: 0 the test ran to its end (duration or Ctrl-C) / the server was stopped,
+// 1 usage error, 2 connection or handshake failure (also: the peer ended the test early),
+// 3 authentication failure.
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <exception>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <botan/system_rng.h>
+
+#include "btest/auth/botan_entropy.hpp"
+#include "btest/auth/credentials.hpp"
+#include "btest/transport/asio/client.hpp"
+#include "btest/transport/asio/server.hpp"
+#include "btest/version.hpp"
+
+#include "options.hpp"
+#include "output.hpp"
+
+namespace {
+
+using namespace btest_cli;
+namespace bta = btest::asio;
+
+constexpr int exit_ok = 0;
+constexpr int exit_usage = 1;
+constexpr int exit_failure = 2;
+constexpr int exit_auth = 3;
+
+const char* const help_text = R"(usage: btest -c HOST [options]     run a test against a btest server (e.g. /tool bandwidth-server)
+       btest -s [options]          serve tests (e.g. for /tool bandwidth-test)
+
+mode
+  -c, --client HOST        connect to HOST (name, IPv4 or IPv6 address; [::1] works too)
+  -s, --server             listen for tests
+test (client)
+  -t, --transmit           this side sends (RouterOS direction=transmit)
+  -r, --receive            the server sends (direction=receive); -t -r = both directions.
+                           Default: receive
+  -u, --udp                UDP test (default: TCP)
+  -b, --bandwidth RATE     cap in bit/s for each direction (K/M/G suffixes: 100M, 1.5G).
+                           Default: unlimited. On the server: cap on what the server sends
+      --local-tx-speed RATE   cap on what this client sends, bit/s (overrides -b)
+      --remote-tx-speed RATE  cap asked of the server's sending, bit/s (overrides -b)
+  -d, --duration SECONDS   test length in seconds; 0 = until Ctrl-C. Default: 10
+      --connection-count N TCP connections (joined with a token) or UDP streams, 1..255.
+                           Default: 1 (RouterOS uses 20)
+      --tx-size BYTES      UDP: datagram size incl. IP and UDP headers, both ways (28..64000,
+                           default 1500). TCP: chunk size (default 32768)
+      --random-data        random payload instead of zeros (RouterOS random-data=yes)
+  -n, --nat                send one empty datagram per UDP stream first, to open NAT state
+  -a, --authuser USER      user name, if the server asks for authentication (MD5 or EC-SRP5,
+                           whichever it asks for)
+  -p, --authpass PASS      password (default: empty)
+  -4, -6                   use IPv4 / IPv6 only
+server
+  -P, --port PORT          TCP port (both modes). Default: 2000
+      --listen ADDR        IPv4 address to listen on, or "none". Default: 0.0.0.0
+      --listen6 [ADDR]     IPv6 address to listen on, or "none". Default: :: (skipped with a
+                           warning if the host has no IPv6). -4 / -6: one family only
+  -a USER -p PASS          the account tests must log in with
+      --auth none|md5|ecsrp5   authentication asked of clients. Default: ecsrp5 when -a is
+                           given (the recommended method; RouterOS >= 6.43), else none
+      --ecsrp5             same as --auth ecsrp5
+      --max-sessions N     tests at once; more are refused by closing the connection.
+                           Default: 100
+      --udp-port-start PORT  first UDP port handed to UDP tests. Default: 2001
+      --udp-port-end PORT    last UDP port handed out. Default: 65279
+output (both modes)
+  -i, --interval SECONDS   report interval, 0.02..5 s ("0.5", "500ms"). Default: 1
+  -q, --quiet              no per-interval lines (client) / no session lines (server)
+  -v, --verbose            more: connection and session details, server interval lines;
+                           -vv also hex-dumps control traffic to stderr
+      --json               JSON lines on stdout instead of text: one object per interval per
+                           direction, one summary per test, and error objects
+      --csv FILE           append interval and summary rows to FILE (header written once)
+      --syslog HOST:PORT   RFC 5424 messages over UDP (port 514 if omitted): test start,
+                           test end, authentication success/failure
+  -h, --help               this help
+  -V, --version            version
+
+exit status: 0 test ran to its end (duration or Ctrl-C), 1 usage error,
+             2 connection/handshake failure or test cut short, 3 authentication failure
+)";
+
+// ---- shared printing ---------------------------------------------------------------------
+
+std::string count_text(btest::protocol p, std::uint32_t n) {
+    return std::to_string(n) + (p == btest::protocol::udp ? (n == 1 ? " stream" : " streams")
+                                                          : (n == 1 ? " connection" : " connections"));
+}
+
+struct printer {
+    const options& opt;
+    csv_file* csv = nullptr;
+    syslog_sender* syslog = nullptr;
+    const char* role = "client";
+
+    void out(const std::string& line) const {
+        std::fputs(line.c_str(), stdout);
+        std::fputc('\n', stdout);
+        std::fflush(stdout);
+    }
+    void err(const std::string& line) const {
+        std::fputs(line.c_str(), stderr);
+        std::fputc('\n', stderr);
+        std::fflush(stderr);
+    }
+
+    std::string time_label(btest::duration end) const {
+        char buf[32];
+        const double e = seconds(end);
+        // Whole seconds with a whole-second interval; a final partial interval shows its fraction.
+        if (opt.interval.count() % 1000 == 0 && std::abs(e - std::round(e)) < 0.005) std::snprintf(buf, sizeof buf, "[%3.0f]", e);
+        else std::snprintf(buf, sizeof buf, "[%6.2f]", e);
+        return buf;
+    }
+
+    static std::string cpu_text(const std::optional<std::uint8_t>& local, const std::optional<std::uint8_t>& remote) {
+        return (local ? std::to_string(*local) + "%" : std::string("-")) + "/" +
+               (remote ? std::to_string(*remote) + "%" : std::string("-"));
+    }
+    static std::string opt_text(const std::optional<std::uint8_t>& v) { return v ? std::to_string(*v) : ""; }
+
+    /// One interval, text/JSON/CSV. `prefix`: the server's session tag; `extra`: JSON fields.
+    void interval(const btest::interval_report& r, const std::string& prefix, std::uint64_t session,
+                  const std::string& peer, bool text) const {
+        auto one = [&](const char* dir, const btest::direction_interval& d, bool rx) {
+            if (!d.active) return;
+            if (opt.json) {
+                json_line j;
+                j.str("type", "interval").str("role", role);
+                if (session) j.num("session", session);
+                j.str("peer", peer)
+                    .num("time_s", seconds(r.end))
+                    .num("start_s", seconds(r.start))
+                    .str("direction", dir)
+                    .num("bits_per_second", d.bits_per_second)
+                    .num("bytes", d.bytes)
+                    .num("packets", d.packets)
+                    .num("lost_packets", d.lost_packets)
+                    .num("jitter_ms", d.jitter_ms)
+                    .opt("local_cpu", r.local_cpu)
+                    .opt("remote_cpu", r.remote_cpu);
+                if (!rx) j.opt("peer_bits_per_second", d.peer_bits_per_second);
+                out(j.done());
+            } else if (text && r.end - r.start >= opt.interval / 10) {
+                // (a final fragment shorter than a tenth of the interval is left to JSON/CSV)
+                char buf[160];
+                std::snprintf(buf, sizeof buf, "%s%s %s %7.2f Mbit/s %5.1f MB  cpu %s", prefix.c_str(),
+                              time_label(r.end).c_str(), rx ? "RX" : "TX", mbit(d.bits_per_second), mbytes(d.bytes),
+                              cpu_text(r.local_cpu, r.remote_cpu).c_str());
+                std::string line = buf;
+                if (rx) line += "  lost " + std::to_string(d.lost_packets);
+                else if (d.peer_bits_per_second) line += fmt("  peer %.2f Mbit/s", mbit(*d.peer_bits_per_second));
+                out(line);
+            }
+            if (csv && csv->is_open()) {
+                csv->line(utc_timestamp() + "," + role + "," + (session ? std::to_string(session) : "") + "," +
+                          csv_file::field(peer) + ",interval," + dir + "," + fmt("%.3f", seconds(r.end)) + "," +
+                          std::to_string(d.bits_per_second) + "," + std::to_string(d.bytes) + "," +
+                          std::to_string(d.packets) + "," + std::to_string(d.lost_packets) + "," +
+                          fmt("%.3f", d.jitter_ms) + "," + opt_text(r.local_cpu) + "," +
+                          (r.remote_cpu ? std::to_string(*r.remote_cpu) : "") + ",,,,,");
+            }
+        };
+        one("tx", r.tx, false);
+        one("rx", r.rx, true);
+    }
+
+    struct test_info {
+        btest::protocol proto = btest::protocol::tcp;
+        btest::direction dir = btest::direction::receive;
+        std::uint32_t connections = 1;
+        std::string user;
+    };
+
+    /// The end-of-test summary in every enabled format.
+    void summary(const btest::test_summary& s, const test_info& t, std::uint64_t session, const std::string& peer,
+                 const std::string& prefix, bool text) const {
+        const auto reason = s.reason ? btest::to_string(*s.reason) : "failure";
+        const std::string error = s.error ? s.error.message() : "";
+        if (opt.json) {
+            json_line j;
+            j.str("type", "summary").str("role", role);
+            if (session) j.num("session", session);
+            j.str("peer", peer)
+                .num("time_s", seconds(s.elapsed))
+                .num("duration_s", seconds(s.elapsed))
+                .str("protocol", name(t.proto))
+                .str("direction", name(t.dir))
+                .num("connections", std::uint64_t{s.connections})
+                .opt_str("user", t.user)
+                .num("bytes", s.tx.bytes + s.rx.bytes)
+                .num("bits_per_second", s.tx.average_bps + s.rx.average_bps)
+                .num("tx_bytes", s.tx.bytes)
+                .num("rx_bytes", s.rx.bytes)
+                .num("tx_bits_per_second", s.tx.average_bps)
+                .num("rx_bits_per_second", s.rx.average_bps)
+                .num("tx_bits_per_second_10s", s.tx.average10_bps)
+                .num("rx_bits_per_second_10s", s.rx.average10_bps)
+                .num("tx_packets", s.tx.packets)
+                .num("rx_packets", s.rx.packets)
+                .num("lost_packets", s.rx.lost_packets)
+                .num("jitter_ms", s.rx.jitter_ms)
+                .opt("local_cpu", s.local_cpu)
+                .opt("remote_cpu", s.remote_cpu)
+                .num("status_sent", s.status_sent)
+                .num("status_received", s.status_received)
+                .num("status_bytes_sent", s.status_bytes_sent)
+                .num("status_bytes_received", s.status_bytes_received)
+                .str("ended_by", reason)
+                .opt_str("error", error)
+                .opt_str("error_code", error_name(s.error));
+            out(j.done());
+        } else if (text) {
+            std::string head = prefix + "--- summary: " + name(t.proto) + " " + name(t.dir) + ", " +
+                               count_text(t.proto, s.connections) + ", " + fmt("%.2f s", seconds(s.elapsed)) + ", ended: " + reason;
+            if (!error.empty()) head += " (" + error + ")";
+            std::string block = head;  // one write, so another process's lines cannot split it
+            auto dir_line = [&](const char* tag, const btest::direction_summary& d, bool rx) {
+                if (!d.active) return;
+                char buf[200];
+                std::snprintf(buf, sizeof buf, "%s%s  %.1f MB  avg %.2f Mbit/s  10-s avg %.2f Mbit/s", prefix.c_str(), tag,
+                              mbytes(d.bytes), mbit(d.average_bps), mbit(d.average10_bps));
+                std::string line = buf;
+                if (rx) {
+                    line += "  lost " + std::to_string(d.lost_packets);
+                    if (t.proto == btest::protocol::udp) line += fmt("  jitter %.3f ms", d.jitter_ms);
+                }
+                block += "\n" + line;
+            };
+            dir_line("TX", s.tx, false);
+            dir_line("RX", s.rx, true);
+            out(block);
+        }
+        if (csv && csv->is_open()) {
+            auto row = [&](const char* dir, const btest::direction_summary& d, bool rx) {
+                if (!d.active) return;
+                csv->line(utc_timestamp() + "," + role + "," + (session ? std::to_string(session) : "") + "," +
+                          csv_file::field(peer) + ",summary," + dir + "," + fmt("%.3f", seconds(s.elapsed)) + "," +
+                          std::to_string(d.average_bps) + "," + std::to_string(d.bytes) + "," +
+                          std::to_string(d.packets) + "," + std::to_string(rx ? d.lost_packets : 0) + "," +
+                          fmt("%.3f", rx ? d.jitter_ms : 0.0) + "," + opt_text(s.local_cpu) + "," +
+                          (s.remote_cpu ? std::to_string(*s.remote_cpu) : "") + "," + name(t.proto) + "," +
+                          name(t.dir) + "," + std::to_string(s.connections) + "," + fmt("%.3f", seconds(s.elapsed)) +
+                          "," + reason);
+            };
+            row("tx", s.tx, false);
+            row("rx", s.rx, true);
+        }
+        if (syslog && syslog->is_open()) {
+            syslog->send(6, "test-end",
+                         std::string("test ended: role=") + role + " peer=" + peer + " protocol=" + name(t.proto) +
+                             " direction=" + name(t.dir) + " connections=" + std::to_string(s.connections) +
+                             " user=" + (t.user.empty() ? "-" : t.user) + " duration_s=" + fmt("%.3f", seconds(s.elapsed)) +
+                             " tx_bytes=" + std::to_string(s.tx.bytes) + " rx_bytes=" + std::to_string(s.rx.bytes) +
+                             " lost_packets=" + std::to_string(s.rx.lost_packets) + " ended_by=" + reason +
+                             (error.empty() ? "" : " error=\"" + error + "\""));
+        }
+    }
+
+    void error_object(const std::string& message, const char* code, int status, const std::string& peer,
+                      std::uint64_t session = 0) const {
+        if (!opt.json) return;
+        json_line j;
+        j.str("type", "error").str("role", role);
+        if (session) j.num("session", session);
+        j.str("peer", peer).num("time_s", 0.0).str("message", message).str("error_code", code);
+        if (status >= 0) j.num("exit_status", static_cast<std::uint64_t>(status));
+        out(j.done());
+    }
+};
+
+bool is_auth_error(const std::error_code& ec) {
+    return ec == btest::errc::auth_failed || ec == btest::errc::auth_required || ec == btest::errc::auth_unsupported_method ||
+           ec == btest::errc::bad_server_key;
+}
+
+// ---- client ------------------------------------------------------------------------------
+
+class client_app final : public bta::client_observer {
+public:
+    client_app(const options& o, printer& p) : opt_(o), p_(p) {}
+    int status = exit_failure;
+    bta::client* cli = nullptr;
+    boost::asio::signal_set* signals = nullptr;
+
+    void on_connected(const boost::asio::ip::tcp::endpoint& ep) override {
+        peer_ = bta::to_string(bta::to_kit(ep));
+        if (opt_.verbose) p_.err("connected to " + peer_);
+    }
+
+    void on_event(const btest::client_session& s, const btest::event& ev) override {
+        if (auto* r = std::get_if<btest::interval_report>(&ev)) {
+            p_.interval(*r, "", 0, peer_, !opt_.quiet);
+        } else if (auto* t = std::get_if<btest::test_started>(&ev)) {
+            info_ = {t->proto, t->dir, t->connections, t->user};
+            if (opt_.verbose)
+                p_.err(std::string("test started: ") + name(t->proto) + " " + name(t->dir) + ", " +
+                       count_text(t->proto, t->connections) +
+                       (t->proto == btest::protocol::udp ? ", server UDP port " + std::to_string(t->udp_port) : ""));
+            if (p_.syslog && p_.syslog->is_open())
+                p_.syslog->send(6, "test-start", std::string("test started: role=client peer=") + peer_ +
+                                                     " protocol=" + name(t->proto) + " direction=" + name(t->dir) +
+                                                     " connections=" + std::to_string(t->connections));
+        } else if (auto* a = std::get_if<btest::auth_result>(&ev)) {
+            if (opt_.verbose) p_.err(std::string("authentication ") + (a->ok ? "accepted" : "refused") + " for user " + a->user);
+            if (p_.syslog && p_.syslog->is_open())
+                p_.syslog->send(a->ok ? 6 : 4, a->ok ? "auth-ok" : "auth-fail",
+                                std::string("authentication ") + (a->ok ? "succeeded" : "failed") + ": role=client peer=" +
+                                    peer_ + " user=" + a->user);
+        } else if (auto* n = std::get_if<btest::notice>(&ev)) {
+            p_.err("btest: " + n->text);
+        }
+        (void)s;
+    }
+
+    void on_control(std::uint32_t conn, bool sent, std::span<const std::byte> b) override {
+        if (opt_.verbose < 2) return;
+        const std::string tag = "[conn " + std::to_string(conn) + "] " + (sent ? ">> " : "<< ");
+        std::string text = tag + std::to_string(b.size()) + " bytes\n" + hex_dump(tag, b);
+        text.pop_back();
+        p_.err(text);
+    }
+
+    void on_finished(const btest::client_session* s, const std::error_code& connect_error, const std::string& detail) override {
+        if (signals) {
+            boost::system::error_code ignore;
+            signals->cancel(ignore);
+        }
+        if (!s) {
+            if (connect_error == std::errc::operation_canceled) {
+                status = exit_ok;
+                return;
+            }
+            const std::string msg = detail + ": " + connect_error.message();
+            p_.err("btest: " + msg);
+            p_.error_object(msg, "connect_failed", exit_failure, peer_or_host());
+            status = exit_failure;
+            return;
+        }
+        const auto sum = s->summary();
+        const auto reason = sum.reason.value_or(btest::end_reason::failure);
+        if (sum.started) {
+            if (info_.user.empty() && opt_.user) info_.user = *opt_.user;
+            p_.summary(sum, info_, 0, peer_, "", true);
+        }
+        std::error_code ec = sum.error;
+        switch (reason) {
+        case btest::end_reason::completed:
+        case btest::end_reason::stopped:
+        case btest::end_reason::max_duration:
+            status = exit_ok;
+            return;
+        case btest::end_reason::peer_closed:
+            ec = btest::make_error_code(btest::errc::peer_closed);
+            break;
+        case btest::end_reason::failure:
+            break;
+        }
+        status = is_auth_error(ec) ? exit_auth : exit_failure;
+        std::string msg = ec.message();
+        if ((ec == btest::errc::not_a_btest_server || ec == btest::errc::peer_closed) && !sum.started && cli &&
+            cli->control_bytes_received() == 0)
+            msg = "the server closed the connection without a greeting (server busy: max sessions reached?)";
+        if (sum.started && reason == btest::end_reason::peer_closed) msg = "test cut short: " + msg;
+        p_.err("btest: " + msg);
+        p_.error_object(msg, error_name(ec), status, peer_);
+    }
+
+private:
+    std::string peer_or_host() const { return peer_.empty() ? opt_.host + ":" + std::to_string(opt_.port) : peer_; }
+
+    const options& opt_;
+    printer& p_;
+    std::string peer_;
+    printer::test_info info_;
+};
+
+int run_client(const options& opt) {
+    boost::asio::io_context ioc(1);
+    csv_file csv;
+    syslog_sender syslog(ioc);
+    std::string err;
+    if (!opt.csv_path.empty() && !csv.open(opt.csv_path, err)) {
+        std::fprintf(stderr, "btest: cannot open %s: %s\n", opt.csv_path.c_str(), err.c_str());
+        return exit_usage;
+    }
+    if (!opt.syslog.empty() && !syslog.open(opt.syslog, err)) {
+        std::fprintf(stderr, "btest: %s\n", err.c_str());
+        return exit_usage;
+    }
+    printer p{opt, &csv, &syslog, "client"};
+
+    bta::client_options co;
+    co.host = opt.host;
+    co.port = opt.port;
+    co.family = opt.only_v4 ? bta::family_preference::v4 : opt.only_v6 ? bta::family_preference::v6 : bta::family_preference::any;
+    co.trace_control = opt.verbose >= 2;
+    auto& c = co.session;
+    c.proto = opt.udp ? btest::protocol::udp : btest::protocol::tcp;
+    c.dir = opt.transmit && opt.receive ? btest::direction::both
+            : opt.transmit              ? btest::direction::transmit
+                                        : btest::direction::receive;
+    c.connection_count = opt.connection_count;
+    if (opt.tx_size) {
+        c.tx_size = *opt.tx_size;
+        if (opt.udp) c.local_udp_tx_size = *opt.tx_size;
+    }
+    c.local_tx_speed = opt.local_tx_speed.value_or(opt.bandwidth.value_or(0));
+    c.remote_tx_speed = opt.remote_tx_speed.value_or(opt.bandwidth.value_or(0));
+    c.random_data = opt.random_data;
+    c.user = opt.user.value_or("");
+    c.password = opt.password.value_or("");
+    c.test_duration = std::chrono::duration_cast<btest::duration>(std::chrono::duration<double>(opt.duration_s));
+    c.report_interval = opt.interval;
+    c.nat_probe = opt.nat;
+
+    Botan::System_RNG sys;
+    btest::auth::botan_entropy rng(sys);
+    client_app app(opt, p);
+    bta::client cli(ioc, co, rng, app);
+    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    app.cli = &cli;
+    app.signals = &signals;
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+        if (!ec) cli.stop();
+    });
+    cli.start();
+    ioc.run();
+    return app.status;
+}
+
+// ---- server ------------------------------------------------------------------------------
+
+class server_app final : public bta::server_observer {
+public:
+    server_app(const options& o, printer& p) : opt_(o), p_(p) {}
+
+    void on_listening(const boost::asio::ip::tcp::endpoint& at) override {
+        if (!opt_.quiet) p_.err("btest server listening on " + bta::to_string(bta::to_kit(at)));
+    }
+    void on_listen_skipped(const boost::asio::ip::tcp::endpoint& at, const std::error_code& ec) override {
+        if (!opt_.quiet) p_.err("btest: not listening on " + bta::to_string(bta::to_kit(at)) + ": " + ec.message());
+    }
+    void on_refused(const btest::endpoint& peer, const char* why) override {
+        const auto who = bta::to_string(peer);
+        if (opt_.json) p_.error_object(std::string("refused: ") + why, "resource_limit", -1, who);
+        else if (!opt_.quiet) p_.out("[   -] " + who + " refused: " + why);
+    }
+
+    void on_event(const bta::server_test_view& t, const btest::event& ev) override {
+        const auto who = bta::to_string(t.peer);
+        const std::string tag = tag_of(t.id) + who + " ";
+        if (auto* s = std::get_if<btest::test_started>(&ev)) {
+            auto& info = tests_[t.id];
+            info = {s->proto, s->dir, s->connections, s->user};
+            if (!opt_.json && !opt_.quiet)
+                p_.out(tag + "test started: " + name(s->proto) + " " + name(s->dir) + ", " + count_text(s->proto, s->connections) +
+                       (s->proto == btest::protocol::udp ? ", UDP port " + std::to_string(s->udp_port) : "") +
+                       (s->user.empty() ? "" : ", user " + s->user));
+            if (p_.syslog && p_.syslog->is_open())
+                p_.syslog->send(6, "test-start", "test started: role=server peer=" + who + " protocol=" + name(s->proto) +
+                                                     " direction=" + name(s->dir) + " connections=" +
+                                                     std::to_string(s->connections) +
+                                                     " user=" + (s->user.empty() ? "-" : s->user));
+        } else if (auto* a = std::get_if<btest::auth_result>(&ev)) {
+            if (!a->ok || opt_.verbose) {
+                const std::string line = tag + "authentication " + (a->ok ? "succeeded" : "failed") + " for user \"" + a->user + "\"";
+                if (opt_.json || opt_.quiet) p_.err(line);
+                else p_.out(line);
+            }
+            if (p_.syslog && p_.syslog->is_open())
+                p_.syslog->send(a->ok ? 6 : 4, a->ok ? "auth-ok" : "auth-fail",
+                                std::string("authentication ") + (a->ok ? "succeeded" : "failed") + ": role=server peer=" +
+                                    who + " user=" + a->user);
+        } else if (auto* r = std::get_if<btest::interval_report>(&ev)) {
+            if (opt_.verbose) p_.interval(*r, tag_of(t.id), t.id, who, !opt_.quiet);
+        } else if (auto* n = std::get_if<btest::notice>(&ev)) {
+            if (opt_.verbose) p_.err(tag + n->text);
+        } else if (auto* c = std::get_if<btest::session_closed>(&ev)) {
+            const auto sum = t.session.summary();
+            auto it = tests_.find(t.id);
+            if (sum.started && it != tests_.end()) {
+                if (!opt_.json && !opt_.quiet) {
+                    std::string line = tag + "test ended: " + btest::to_string(c->reason);
+                    if (c->error) line += " (" + c->error.message() + ")";
+                    line += fmt(", %.2f s", seconds(sum.elapsed));
+                    if (sum.tx.active) line += ", TX " + fmt("%.1f MB ", mbytes(sum.tx.bytes)) + fmt("%.2f Mbit/s", mbit(sum.tx.average_bps));
+                    if (sum.rx.active) line += ", RX " + fmt("%.1f MB ", mbytes(sum.rx.bytes)) + fmt("%.2f Mbit/s", mbit(sum.rx.average_bps)) +
+                                              ", lost " + std::to_string(sum.rx.lost_packets);
+                    p_.out(line);
+                }
+                p_.summary(sum, it->second, t.id, who, tag_of(t.id), opt_.verbose > 0 && !opt_.quiet);
+                tests_.erase(it);
+            } else if (opt_.verbose) {
+                p_.err(tag + "closed before a test: " + (c->error ? c->error.message() : btest::to_string(c->reason)));
+            }
+        }
+    }
+
+    void on_control(const bta::server_test_view& t, std::uint32_t conn, bool sent, std::span<const std::byte> b) override {
+        if (opt_.verbose < 2) return;
+        const std::string tag = tag_of(t.id) + "[conn " + std::to_string(conn) + "] " + (sent ? ">> " : "<< ");
+        std::string text = tag + std::to_string(b.size()) + " bytes\n" + hex_dump(tag, b);
+        text.pop_back();
+        p_.err(text);
+    }
+
+private:
+    static std::string tag_of(std::uint64_t id) {
+        char buf[24];
+        std::snprintf(buf, sizeof buf, "[#%3llu] ", static_cast<unsigned long long>(id));
+        return buf;
+    }
+    const options& opt_;
+    printer& p_;
+    std::map<std::uint64_t, printer::test_info> tests_;
+};
+
+int run_server(const options& opt) {
+    boost::asio::io_context ioc(1);
+    csv_file csv;
+    syslog_sender syslog(ioc);
+    std::string err;
+    if (!opt.csv_path.empty() && !csv.open(opt.csv_path, err)) {
+        std::fprintf(stderr, "btest: cannot open %s: %s\n", opt.csv_path.c_str(), err.c_str());
+        return exit_usage;
+    }
+    if (!opt.syslog.empty() && !syslog.open(opt.syslog, err)) {
+        std::fprintf(stderr, "btest: %s\n", err.c_str());
+        return exit_usage;
+    }
+    printer p{opt, &csv, &syslog, "server"};
+
+    bta::server_options so;
+    so.port = opt.port;
+    so.max_sessions = opt.max_sessions;
+    so.trace_control = opt.verbose >= 2;
+    so.udp_ports.base = opt.udp_port_start;
+    if (opt.udp_port_end) so.udp_ports.last = *opt.udp_port_end;
+    auto parse_addr = [&](const std::string& s, bool v6) -> std::optional<boost::asio::ip::address> {
+        std::string t = s;
+        if (t.size() > 2 && t.front() == '[' && t.back() == ']') t = t.substr(1, t.size() - 2);
+        boost::system::error_code ec;
+        auto a = boost::asio::ip::make_address(t, ec);
+        if (ec || a.is_v6() != v6)
+            throw usage_error("invalid " + std::string(v6 ? "IPv6" : "IPv4") + " address for --listen" + (v6 ? "6" : "") + ": '" + s + "'");
+        return a;
+    };
+    if (opt.listen4) so.listen_v4 = *opt.listen4 == "none" ? std::nullopt : parse_addr(*opt.listen4, false);
+    if (opt.listen6 && *opt.listen6 == "none") so.listen_v6.reset();
+    else if (opt.listen6) so.listen_v6 = parse_addr(*opt.listen6, true);
+    so.require_v6 = opt.listen6_given && so.listen_v6.has_value();
+    if (opt.only_v4) so.listen_v6.reset();
+    if (opt.only_v6) {
+        so.listen_v4.reset();
+        if (!so.listen_v6) so.listen_v6 = boost::asio::ip::address(boost::asio::ip::address_v6::any());
+    }
+    if (!so.listen_v4 && !so.listen_v6) throw usage_error("nothing to listen on (--listen none and --listen6 none)");
+    so.session.auth = opt.auth.value_or(opt.user ? btest::auth_method::ec_srp5 : btest::auth_method::none);
+    so.session.report_interval = opt.interval;
+    so.session.max_tx_rate = opt.bandwidth.value_or(0);
+
+    Botan::System_RNG sys;
+    btest::auth::botan_entropy rng(sys);
+    btest::auth::memory_credentials creds(rng);
+    if (opt.user) creds.add(*opt.user, opt.password.value_or(""));
+
+    server_app app(opt, p);
+    bta::server srv(ioc, so, rng, &creds, app);
+    if (auto ec = srv.start()) {
+        const std::string msg = "cannot listen on port " + std::to_string(opt.port) + ": " + ec.message();
+        std::fprintf(stderr, "btest: %s\n", msg.c_str());
+        p.error_object(msg, "listen_failed", exit_failure, "");
+        return exit_failure;
+    }
+    boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+    signals.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        if (!opt.quiet) p.err("btest: stopping");
+        srv.stop();
+    });
+    ioc.run();
+    return exit_ok;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    std::signal(SIGPIPE, SIG_IGN);
+    options opt;
+    try {
+        opt = parse(argc, argv);
+        if (opt.help) {
+            std::fputs(help_text, stdout);
+            return exit_ok;
+        }
+        if (opt.version) {
+            std::printf("btest %s (btestkit)\n", btest::version_string);
+            return exit_ok;
+        }
+        return opt.mode == run_mode::server ? run_server(opt) : run_client(opt);
+    } catch (const usage_error& e) {
+        std::fprintf(stderr, "btest: %s\nTry 'btest --help'.\n", e.what());
+        return exit_usage;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "btest: %s\n", e.what());
+        return exit_failure;
+    }
+}
