@@ -36,11 +36,35 @@ configure_and_build() {
     cmake --build "$BUILD_DIR" -j "$JOBS"
 }
 
+# A real btest on loopback: a server, then a client running TCP in both directions for 5 s and a
+# short UDP test, each printing its per-second lines and summary. DEMO_PORT picks the TCP port.
+run_demo() {
+    local bin="$BUILD_DIR/apps/btest" port=${DEMO_PORT:-12000} log
+    log=$(mktemp)
+    "$bin" -s -P "$port" --listen 127.0.0.1 --listen6 none --udp-port-start $((port + 1)) 2>"$log" &
+    local srv=$!
+    trap 'kill -TERM '"$srv"' 2>/dev/null || true; rm -f '"$log" EXIT
+    for _ in $(seq 100); do
+        grep -q "listening on" "$log" && break
+        kill -0 "$srv" 2>/dev/null || { cat "$log" >&2; exit 2; }
+        sleep 0.05
+    done
+    cat "$log" >&2
+    echo
+    echo "=== btest -c 127.0.0.1 -t -r -d 5      (TCP, both directions, 5 s, unlimited)"
+    "$bin" -c 127.0.0.1 -P "$port" -t -r -d 5
+    echo
+    echo "=== btest -c 127.0.0.1 -u -t -r -b 200M -d 3      (UDP, both directions, 200 Mbit/s each way)"
+    "$bin" -c 127.0.0.1 -P "$port" -u -t -r -b 200M -d 3
+    kill -TERM "$srv"
+    wait "$srv"
+}
+
 case "${1:-demo}" in
     demo)
         install_deps
         configure_and_build
-        "$BUILD_DIR"/examples/memory_demo
+        run_demo
         ;;
     test)
         install_deps
