@@ -38,6 +38,7 @@
 #include "btest/session/event.hpp"
 #include "btest/session/join_registry.hpp"
 #include "btest/session/port_blocks.hpp"
+#include "btest/session/server_limits.hpp"
 #include "btest/session/server_session.hpp"
 #include "btest/session/services.hpp"
 #include "btest/session/stats.hpp"
