@@ -115,12 +115,6 @@ private:
         return p != phase_done && !closing();
     }
 
-    static bool take(detail::connection& c, std::size_t n, std::span<const std::byte>& in) {
-        const auto used = c.frame.fill_to(n, in);
-        in = in.subspan(used);
-        return c.frame.size() >= n;
-    }
-
     void handshake_input(std::uint32_t conn, time_point now, std::span<const std::byte>& in) override {
         auto& c = conns()[conn];
         switch (c.phase) {

@@ -128,13 +128,6 @@ private:
         }
     }
 
-    // Buffers up to `n` bytes of the current message; true once complete.
-    static bool take(detail::connection& c, std::size_t n, std::span<const std::byte>& in) {
-        const auto used = c.frame.fill_to(n, in);
-        in = in.subspan(used);
-        return c.frame.size() >= n;
-    }
-
     void on_first_message(time_point now, std::span<const std::byte>& rest) {
         auto& c = conns()[0];
         const auto msg = c.frame.bytes();

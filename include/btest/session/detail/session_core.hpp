@@ -322,6 +322,13 @@ protected:
 
     // ---- helpers for the roles -------------------------------------------------------------
 
+    /// Buffers up to `n` bytes of the handshake message being read on `c`, taking them from the
+    /// front of `in`; true once the message is complete (§13.1: bounded, surplus left in `in`).
+    static bool take(detail::connection& c, std::size_t n, std::span<const std::byte>& in) {
+        in = in.subspan(c.frame.fill_to(n, in));
+        return c.frame.size() >= n;
+    }
+
     /// Shared input path: handshake bytes first, then test data through the scanner.
     std::error_code feed_bytes(std::uint32_t conn, time_point now, std::span<const std::byte> in) {
         last_now_ = now;
