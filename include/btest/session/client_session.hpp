@@ -63,12 +63,15 @@ public:
     std::uint32_t add_connection(time_point now) {
         const auto conn = add_conn();
         conns()[conn].phase = phase_extra_hello;
+        // Too late (the test is over or already running without it): close it again.
+        if (finished() || closing() || running()) conns()[conn].open = false;
         (void)now;
         return conn;
     }
     /// Multi-connection TCP: one of the extra connections could not be opened (reported, not
     /// fatal, §5).
     void connection_failed(time_point now) {
+        if (finished() || closing() || running()) return;
         ++join_failed_;
         maybe_start_joined(now);
     }
@@ -294,7 +297,7 @@ private:
     }
 
     void maybe_start_joined(time_point now) {
-        if (running() || token_ == 0) return;
+        if (running() || finished() || closing() || token_ == 0) return;
         const auto wanted = std::clamp<std::uint32_t>(cfg_.connection_count, 1, 255) - 1;
         if (joined_ + join_failed_ >= wanted) start_joined(now);
     }

@@ -310,3 +310,41 @@ TEST_CASE("client: the server closing mid-test ends it as peer_closed") {
         .expect_ended(end_reason::peer_closed)
         .run();
 }
+
+TEST_CASE("client: extra connections reported after the test stopped change nothing") {
+    // Found by fuzz/targets/client_session.cpp (regression connection-failed-after-stop-...).
+    client_rig r;
+    tcp_receive(r.cfg);
+    r.cfg.connection_count = 3;
+    r.start();
+    auto& s = r.session();
+    std::array<std::byte, min_write_buffer> out{};
+    s.feed(0, {}, test::unhex("01000000"));
+    s.write_to(0, {}, out);
+    s.feed(0, {}, test::unhex("019c4e00"));
+    s.stop({});
+    REQUIRE(s.finished());
+    while (s.poll_event()) {}
+    s.connection_failed({});
+    s.connection_failed({});
+    const auto late = s.add_connection({});
+    CHECK_FALSE(s.connection_open(late));
+    CHECK_FALSE(s.running());
+    CHECK(s.finished());
+    bool started = false;
+    while (auto ev = s.poll_event()) started |= std::holds_alternative<test_started>(*ev);
+    CHECK_FALSE(started);
+    CHECK(s.write_to(late, {}, out) == 0);
+}
+
+TEST_CASE("client: write_to with an empty buffer writes nothing") {
+    // Found by fuzz/targets/client_session.cpp (regression write-to-empty-buffer-memcpy-null).
+    client_rig r;
+    tcp_receive(r.cfg);
+    r.start();
+    auto& s = r.session();
+    s.feed(0, {}, test::unhex("01000000"));
+    CHECK(s.write_to(0, {}, std::span<std::byte>{}) == 0);
+    std::array<std::byte, 64> out{};
+    CHECK(s.write_to(0, {}, out) == 16);  // the COMMAND is still there
+}

@@ -122,7 +122,7 @@ public:
         auto& c = conns_[conn];
         if (!c.open) return 0;
         std::size_t n = 0;
-        if (c.ctl_len) {
+        if (c.ctl_len && !out.empty()) {  // (an empty span may have no storage at all)
             n = std::min(c.ctl_len, out.size());
             std::memcpy(out.data(), c.ctl.data(), n);
             std::memmove(c.ctl.data(), c.ctl.data() + n, c.ctl_len - n);
