@@ -85,17 +85,26 @@ public:
     }
 
 private:
-    // Length of the run of zero bytes at the front, eight at a time.
+    // Length of the run of zero bytes at the front: 64 bytes at a time (eight words OR-ed, one
+    // branch), then a word at a time, then bytes.
     static std::size_t count_zeros(std::span<const std::byte> s) noexcept {
         std::size_t i = 0;
         const std::size_t n = s.size();
-        while (i + 8 <= n) {
+        const std::byte* p = s.data();
+        auto word = [](const std::byte* q) noexcept {
             std::uint64_t w;
-            std::memcpy(&w, s.data() + i, 8);
-            if (w != 0) break;
-            i += 8;
+            std::memcpy(&w, q, 8);
+            return w;
+        };
+        while (i + 64 <= n) {
+            const std::byte* q = p + i;
+            if ((word(q) | word(q + 8) | word(q + 16) | word(q + 24) | word(q + 32) | word(q + 40) | word(q + 48) |
+                 word(q + 56)) != 0)
+                break;
+            i += 64;
         }
-        while (i < n && s[i] == std::byte{0}) ++i;
+        while (i + 8 <= n && word(p + i) == 0) i += 8;
+        while (i < n && p[i] == std::byte{0}) ++i;
         return i;
     }
 
