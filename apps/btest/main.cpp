@@ -5,6 +5,7 @@
 // Exit status: 0 the test ran to its end (duration or Ctrl-C) / the server was stopped,
 // 1 usage error, 2 connection or handshake failure (also: the peer ended the test early),
 // 3 authentication failure.
+#include <algorithm>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <variant>
 
 #include <boost/asio/io_context.hpp>
@@ -78,6 +80,13 @@ server
                            Default: 100
       --udp-port-start PORT  first UDP port handed to UDP tests. Default: 2001
       --udp-port-end PORT    last UDP port handed out. Default: 65279
+      --threads N          io threads; sessions are spread over them by client IP address.
+                           Default: the number of cores
+data plane (both modes)
+      --no-gso             send UDP datagrams one by one (no UDP segmentation offload)
+      --no-gro             receive UDP datagrams one by one (no UDP receive offload)
+      --timer-granularity MICROSECONDS   a paced sender wakes at most this often and sends
+                           what fell due meanwhile. Default: 500 (0: every deadline)
 output (both modes)
   -i, --interval SECONDS   report interval, 0.02..5 s ("0.5", "500ms"). Default: 1
   -q, --quiet              no per-interval lines (client) / no session lines (server)
@@ -410,6 +419,9 @@ int run_client(const options& opt) {
     co.port = opt.port;
     co.family = opt.only_v4 ? bta::family_preference::v4 : opt.only_v6 ? bta::family_preference::v6 : bta::family_preference::any;
     co.trace_control = opt.verbose >= 2;
+    co.data_plane.udp_gso = !opt.no_gso;
+    co.data_plane.udp_gro = !opt.no_gro;
+    if (opt.timer_granularity_us) co.data_plane.timer_granularity = std::chrono::microseconds(*opt.timer_granularity_us);
     auto& c = co.session;
     c.proto = opt.udp ? btest::protocol::udp : btest::protocol::tcp;
     c.dir = opt.transmit && opt.receive ? btest::direction::both
@@ -550,6 +562,10 @@ int run_server(const options& opt) {
     so.port = opt.port;
     so.max_sessions = opt.max_sessions;
     so.trace_control = opt.verbose >= 2;
+    so.threads = opt.threads.value_or(std::max(1u, std::thread::hardware_concurrency()));
+    so.data_plane.udp_gso = !opt.no_gso;
+    so.data_plane.udp_gro = !opt.no_gro;
+    if (opt.timer_granularity_us) so.data_plane.timer_granularity = std::chrono::microseconds(*opt.timer_granularity_us);
     so.udp_ports.base = opt.udp_port_start;
     if (opt.udp_port_end) so.udp_ports.last = *opt.udp_port_end;
     auto parse_addr = [&](const std::string& s, bool v6) -> std::optional<boost::asio::ip::address> {

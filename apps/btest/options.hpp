@@ -53,6 +53,10 @@ struct options {
     std::size_t max_sessions = 100;
     std::uint16_t udp_port_start = 2001;
     std::optional<std::uint16_t> udp_port_end;
+    std::optional<std::size_t> threads;               ///< server io threads (default: cores)
+    std::optional<std::uint32_t> timer_granularity_us;  ///< pacing wake-up granularity
+    bool no_gso = false;
+    bool no_gro = false;
     bool help = false;
     bool version = false;
 };
@@ -216,6 +220,10 @@ inline options parse(int argc, const char* const* argv) {
         else if (a == "--ecsrp5") { no_value(); o.auth = btest::auth_method::ec_srp5; server_flags = true; }
         else if (a == "--max-sessions") { o.max_sessions = static_cast<std::size_t>(parse_uint(value(), "--max-sessions", 1, 100000)); server_flags = true; }
         else if (a == "--udp-port-start") { o.udp_port_start = static_cast<std::uint16_t>(parse_uint(value(), "--udp-port-start", 1, 65535 - 256)); server_flags = true; }
+        else if (a == "--threads") { o.threads = static_cast<std::size_t>(parse_uint(value(), "--threads", 1, 256)); server_flags = true; }
+        else if (a == "--timer-granularity") { o.timer_granularity_us = static_cast<std::uint32_t>(parse_uint(value(), "--timer-granularity", 0, 100000)); }
+        else if (a == "--no-gso") { no_value(); o.no_gso = true; }
+        else if (a == "--no-gro") { no_value(); o.no_gro = true; }
         else if (a == "--udp-port-end") { o.udp_port_end = static_cast<std::uint16_t>(parse_uint(value(), "--udp-port-end", 1, 65535 - 256)); server_flags = true; }
         else throw usage_error("unknown option '" + a + "'");
     }
@@ -225,7 +233,7 @@ inline options parse(int argc, const char* const* argv) {
     if (o.mode == run_mode::server && client_flags)
         throw usage_error("-t/-r/-u/-d/-n, --connection-count, --tx-size, --random-data and the speed options are client options");
     if (o.mode == run_mode::client && server_flags)
-        throw usage_error("--listen, --listen6, --auth, --ecsrp5, --max-sessions and --udp-port-* are server options");
+        throw usage_error("--listen, --listen6, --auth, --ecsrp5, --max-sessions, --threads and --udp-port-* are server options");
     if (o.mode == run_mode::client) {
         if (o.host.empty()) throw usage_error("-c needs a host");
         if (o.password && !o.user) throw usage_error("-p needs -a USER");

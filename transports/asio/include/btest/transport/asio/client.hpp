@@ -6,6 +6,7 @@
 // before run()).
 #pragma once
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -27,6 +28,7 @@
 #include "btest/transport/asio/address.hpp"
 #include "btest/transport/asio/cpu_sampler.hpp"
 #include "btest/transport/asio/detail/driver.hpp"
+#include "btest/transport/asio/tuning.hpp"
 
 namespace btest::asio {
 
@@ -41,6 +43,10 @@ struct client_options {
     std::size_t udp_socket_buffer = 4u << 20;
     bool trace_control = false;        ///< report control traffic to the observer (-vv)
     bool sample_cpu = true;            ///< /proc/stat once per second into the STATUS cpu byte
+    /// Local address to connect from (and bind the UDP sockets on); nullopt: the system's
+    /// choice. Only candidates of the same family are tried.
+    std::optional<net::ip::address> local_address;
+    data_plane_options data_plane{};   ///< GSO/GRO, buffers, timer granularity (tuning.hpp)
 };
 
 /// What the client tells its app. Called on the io_context's thread, never from inside the kit.
@@ -66,7 +72,10 @@ public:
     /// `rng`: a CSPRNG (EC-SRP5). All references must outlive the client.
     client(net::io_context& ioc, client_options opt, entropy& rng, client_observer& observer)
         : ioc_(ioc), opt_(std::move(opt)), rng_(rng), observer_(observer), resolver_(ioc_), connect_timer_(ioc_),
-          cpu_timer_(ioc_) {}
+          cpu_timer_(ioc_) {
+        auto& burst = opt_.session.udp.burst_max;
+        burst = std::max(burst, opt_.data_plane.min_udp_burst);
+    }
     client(const client&) = delete;
     client& operator=(const client&) = delete;
     ~client() {
@@ -86,6 +95,7 @@ public:
             const auto a = r.endpoint().address();
             if (opt_.family == family_preference::v4 && !a.is_v4()) continue;
             if (opt_.family == family_preference::v6 && !a.is_v6()) continue;
+            if (opt_.local_address && opt_.local_address->is_v6() != a.is_v6()) continue;
             candidates_.push_back(r.endpoint());
         }
         if (candidates_.empty())
@@ -101,6 +111,7 @@ public:
             }
         });
         control_ = std::make_unique<net::ip::tcp::socket>(ioc_);
+        if (opt_.local_address) return connect_from_local(0);
         net::async_connect(*control_, candidates_,
                            [this](const boost::system::error_code& e, const net::ip::tcp::endpoint& ep) {
                                connect_timer_.cancel();
@@ -126,6 +137,8 @@ public:
     }
 
     bool finished() const noexcept { return finished_; }
+    /// What the data plane did so far (system calls, timer wake-ups, GSO/GRO use).
+    io_counters counters() const noexcept { return counters_.snapshot(); }
     /// The session (after on_connected), for its summary(); nullptr before.
     const client_session* session() const noexcept { return session_.get(); }
     /// Bytes read on the control connection (0: the server closed without a word).
@@ -150,7 +163,7 @@ private:
             for (std::uint32_t k = 0; k < count; ++k) {
                 auto s = detail::open_udp(c_.ioc_,
                                           net::ip::udp::endpoint(c_.local_.address(), static_cast<std::uint16_t>(first + k)),
-                                          c_.opt_.udp_socket_buffer);
+                                          c_.opt_.udp_socket_buffer, c_.opt_.data_plane);
                 if (!s) {
                     for (auto& o : socks) o->close();
                     return false;
@@ -171,7 +184,7 @@ private:
 
     class session_driver final : public detail::driver {
     public:
-        session_driver(client& c) : driver(c.ioc_), c_(c) {}
+        session_driver(client& c) : driver(c.ioc_, c.opt_.data_plane, &c.counters_), c_(c) {}
         void take_udp() { udp_ = c_.bound_; }
 
     protected:
@@ -199,6 +212,38 @@ private:
         client& c_;
     };
 
+    /// With a local address: open, bind and connect to each candidate in turn.
+    void connect_from_local(std::size_t i) {
+        if (i >= candidates_.size()) {
+            const auto code = timed_out_ ? std::make_error_code(std::errc::timed_out) : last_connect_error_;
+            return fail_connect(code ? code : std::make_error_code(std::errc::connection_refused),
+                                "cannot connect to " + endpoint_text());
+        }
+        boost::system::error_code ec;
+        if (control_->is_open()) control_->close(ec);
+        control_->open(candidates_[i].protocol(), ec);
+        if (!ec) bind_local(*control_, ec);
+        if (ec) {
+            last_connect_error_ = ec;
+            return connect_from_local(i + 1);
+        }
+        control_->async_connect(candidates_[i], [this, i](const boost::system::error_code& e) {
+            if (finished_) return;
+            if (e && !timed_out_) {
+                last_connect_error_ = e;
+                return connect_from_local(i + 1);
+            }
+            connect_timer_.cancel();
+            if (e) return fail_connect(std::make_error_code(std::errc::timed_out), "cannot connect to " + endpoint_text());
+            on_connected(candidates_[i]);
+        });
+    }
+
+    void bind_local(net::ip::tcp::socket& s, boost::system::error_code& ec) {
+        if (!opt_.local_address) return;
+        s.bind(net::ip::tcp::endpoint(*opt_.local_address, 0), ec);
+    }
+
     std::string endpoint_text() const {
         return to_string(endpoint{to_kit(candidates_.front().address()), opt_.port});
     }
@@ -225,6 +270,11 @@ private:
     /// Multi-connection TCP: one more connection to the same server address and port.
     void open_extra() {
         auto sock = std::make_shared<net::ip::tcp::socket>(ioc_);
+        if (opt_.local_address) {
+            boost::system::error_code ec;
+            sock->open(server_.protocol(), ec);
+            if (!ec) bind_local(*sock, ec);
+        }
         sock->async_connect(server_, [this, sock, w = std::weak_ptr<session_driver>(driver_)](const boost::system::error_code& ec) {
             auto d = w.lock();
             if (!d || d->done()) {
@@ -278,6 +328,7 @@ private:
     }
 
     net::io_context& ioc_;
+    detail::shared_counters counters_;   // before the driver, which points at it
     client_options opt_;
     entropy& rng_;
     client_observer& observer_;
@@ -286,6 +337,7 @@ private:
     std::unique_ptr<net::ip::tcp::socket> control_;
     net::steady_timer connect_timer_;
     bool timed_out_ = false;
+    std::error_code last_connect_error_;
     net::ip::tcp::endpoint server_;
     net::ip::tcp::endpoint local_;
     binder binder_{*this};
