@@ -1,0 +1,418 @@
+// A client session and a server (its sessions for the primary and the joining connections,
+// sharing a join registry and a port pool) talking through in-process pipes: the fuzzer chooses
+// the configurations of both, how much each side writes and when, how the bytes are chunked on
+// delivery (and sometimes corrupts one), which datagrams land, in what order, and the clock.
+// Sessions that finish have their connections closed as a transport would (pending bytes are
+// delivered, then the peer sees EOF). Every call is followed by the invariant checks of
+// fuzz/session.hpp. Without corruption neither side may see a protocol error.
+#include <algorithm>
+#include <cstdio>
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <system_error>
+#include <vector>
+
+#include <btest/session/client_session.hpp>
+#include <btest/session/join_registry.hpp>
+#include <btest/session/server_session.hpp>
+
+#include "fuzz/pair_ops.hpp"
+#include "fuzz/session.hpp"
+
+namespace {
+
+using namespace btest;
+using namespace fuzz::pair_ops;
+using fuzz::call;
+
+struct link {
+    std::size_t server = 0;       ///< server session index
+    std::uint32_t server_conn = 0;
+    std::uint32_t client_conn = 0;
+    std::vector<std::uint8_t> c2s, s2c;
+    bool alive = true;
+};
+
+struct air_datagram {
+    bool to_server = false;
+    endpoint src;
+    std::uint16_t dst_port = 0;
+    std::vector<std::uint8_t> payload;
+};
+
+struct server_entry {
+    std::unique_ptr<server_session> s;
+    std::unique_ptr<fuzz::checker<server_session>> check;
+};
+
+constexpr std::size_t pipe_limit = 1 << 20;  // a socket buffer: no writes beyond it
+
+class harness {
+public:
+    harness(FuzzedDataProvider& in, FuzzedDataProvider& rng_in)
+        : in_(in), rng_(rng_in), scfg_(fuzz::read_server_config(in)), ccfg_(fuzz::read_client_config(in)),
+          pool_(in), binder_(in), svc_{rng_, &fuzz::credentials(), &pool_, &joins_, {}}, csvc_{rng_, &binder_} {
+        c_ = std::make_unique<client_session>(ccfg_, csvc_, endpoint{server_ip_, 2000}, now_);
+        ccheck_ = std::make_unique<fuzz::checker<client_session>>(*c_);
+        add_server();
+        links_.push_back(link{0, 0, 0, {}, {}, true});
+        after(std::nullopt, call::input, true);
+    }
+
+    ~harness() {
+        ccheck_->final_check();
+        for (auto& e : servers_) e.check->final_check();
+        ccheck_.reset();
+        c_.reset();
+        servers_.clear();
+        binder_.check_unbound();
+        pool_.check_all_released();
+        FUZZ_CHECK(joins_.pending() == 0);
+    }
+
+    void run() {
+        while (in_.remaining_bytes() > 0) step();
+    }
+
+private:
+    // ---- operations ------------------------------------------------------------------------
+
+    void step() {
+        const auto o = static_cast<op>(in_.ConsumeIntegralInRange<int>(0, static_cast<int>(op::op_last)));
+        if (fuzz::tracing())
+            std::fprintf(stderr, "t=%lldus op %d\n", static_cast<long long>(now_.time_since_epoch().count() / 1000), static_cast<int>(o));
+        std::optional<std::size_t> server;  // the server session called, if any
+        bool client = false;
+        call kind = call::input;
+        switch (o) {
+        case op::advance: now_ += fuzz::read_step(in_); return;
+        case op::fire_timer: {
+            const auto who = pick_party();
+            if (!who) {
+                if (auto d = c_->next_deadline()) now_ = std::max(now_, *d);
+                ccheck_->before();
+                c_->on_timer(now_);
+                client = true;
+            } else {
+                auto& e = servers_[*who];
+                if (auto d = e.s->next_deadline()) now_ = std::max(now_, *d);
+                e.check->before();
+                e.s->on_timer(now_);
+                server = who;
+            }
+            kind = call::timer;
+            break;
+        }
+        case op::pump: {
+            auto& l = links_[pick_link()];
+            const bool from_client = in_.ConsumeBool();
+            const auto out = out_.get(fuzz::read_out_size(in_));
+            const auto times = in_.ConsumeIntegralInRange<int>(1, 8);
+            if (from_client) {
+                ccheck_->before();
+                client = true;
+            } else {
+                servers_[l.server].check->before();
+                server = l.server;
+            }
+            for (int i = 0; i < times; ++i) {
+                auto& pipe = from_client ? l.c2s : l.s2c;
+                if (pipe.size() > pipe_limit) break;
+                std::size_t n = 0;
+                if (from_client) {
+                    const bool was = c_->finished();
+                    n = c_->write_to(l.client_conn, now_, out);
+                    ccheck_->wrote(n, out.size(), was);
+                } else {
+                    auto& e = servers_[l.server];
+                    const bool was = e.s->finished();
+                    n = e.s->write_to(l.server_conn, now_, out);
+                    e.check->wrote(n, out.size(), was);
+                }
+                if (!l.alive) n = 0;  // the socket is gone: bytes go nowhere
+                const auto* p = reinterpret_cast<const std::uint8_t*>(out.data());
+                pipe.insert(pipe.end(), p, p + n);
+                if (n == 0) break;
+            }
+            break;
+        }
+        case op::deliver:
+        case op::deliver_corrupt: {
+            auto& l = links_[pick_link()];
+            const bool to_server = in_.ConsumeBool();
+            const auto n = in_.ConsumeBool() ? in_.ConsumeIntegralInRange<std::size_t>(0, 64)
+                                             : in_.ConsumeIntegralInRange<std::size_t>(0, 200'000);
+            std::optional<std::pair<std::size_t, std::uint8_t>> flip;
+            if (o == op::deliver_corrupt) flip = {in_.ConsumeIntegral<std::uint16_t>(), in_.ConsumeIntegralInRange<std::uint8_t>(1, 255)};
+            deliver_bytes(l, to_server, n, flip, server, client);
+            break;
+        }
+        case op::send_datagrams: {
+            const auto who = pick_party();
+            const auto out = out_.get(fuzz::read_out_size(in_));
+            const auto times = in_.ConsumeIntegralInRange<int>(1, 64);
+            if (!who) {
+                ccheck_->before();
+                client = true;
+            } else {
+                servers_[*who].check->before();
+                server = who;
+            }
+            for (int i = 0; i < times; ++i) {
+                std::optional<datagram> d;
+                air_datagram a;
+                if (!who) {
+                    const bool was = c_->finished();
+                    d = c_->next_datagram(now_, out);
+                    ccheck_->datagram(d, out.size(), was);
+                    if (d) a = {true, {client_ip_, static_cast<std::uint16_t>(binder_.first() + d->stream)}, d->port, {}};
+                } else {
+                    auto& e = servers_[*who];
+                    const bool was = e.s->finished();
+                    d = e.s->next_datagram(now_, out);
+                    e.check->datagram(d, out.size(), was);
+                    if (d) a = {false, {server_ip_, e.s->udp_port()}, d->port, {}};
+                }
+                if (!d) break;
+                if (air_.size() < 256) {
+                    for (std::size_t b = 0; b < d->size; ++b) a.payload.push_back(std::to_integer<std::uint8_t>(out[b]));
+                    air_.push_back(std::move(a));
+                }
+            }
+            break;
+        }
+        case op::land_datagrams: {
+            const auto times = in_.ConsumeIntegralInRange<int>(1, 64);
+            for (int i = 0; i < times && !air_.empty(); ++i) {
+                const auto idx = in_.ConsumeBool() ? 0 : in_.ConsumeIntegralInRange<std::size_t>(0, std::min<std::size_t>(air_.size() - 1, 7));
+                auto a = std::move(air_[idx]);
+                air_.erase(air_.begin() + std::ptrdiff_t(idx));
+                if (in_.ConsumeIntegralInRange<int>(0, 15) == 0) continue;  // lost
+                land(a);
+            }
+            after(std::nullopt, call::none, true);
+            return;
+        }
+        case op::close: {
+            auto& l = links_[pick_link()];
+            if (!l.alive) return;
+            const bool client_side = in_.ConsumeBool();
+            const bool reset = in_.ConsumeBool();
+            close_link(l, client_side, reset ? std::make_error_code(std::errc::connection_reset) : std::error_code{});
+            after(std::nullopt, call::none, true);
+            return;
+        }
+        case op::stop: {
+            const auto who = pick_party();
+            if (!who) {
+                ccheck_->before();
+                c_->stop(now_);
+                client = true;
+            } else {
+                servers_[*who].check->before();
+                servers_[*who].s->stop(now_);
+                server = who;
+            }
+            break;
+        }
+        case op::connect_extra:
+        case op::extra_failed: {
+            if (extra_used_ >= extra_asked_) return;
+            if (fuzz::work_around_extra_after_finish && (c_->finished())) return;
+            ++extra_used_;
+            ccheck_->before();
+            client = true;
+            if (o == op::connect_extra && servers_.size() < max_server_sessions) {
+                const auto k = c_->add_connection(now_);
+                const auto j = add_server();
+                links_.push_back(link{j, 0, k, {}, {}, true});
+            } else {
+                c_->connection_failed(now_);
+            }
+            break;
+        }
+        case op::cpu: {
+            const auto who = pick_party();
+            const auto load = in_.ConsumeIntegral<std::uint8_t>();
+            if (!who) c_->set_local_cpu(load);
+            else servers_[*who].s->set_local_cpu(load);
+            after(std::nullopt, call::none, false);
+            return;
+        }
+        }
+        // One party was called at now_ (deliveries may have called both: see deliver_bytes).
+        after(server, kind, client);
+    }
+
+    void deliver_bytes(link& l, bool to_server, std::size_t n, std::optional<std::pair<std::size_t, std::uint8_t>> flip,
+                       std::optional<std::size_t>& server, bool& client) {
+        auto& pipe = to_server ? l.c2s : l.s2c;
+        n = std::min(n, pipe.size());
+        std::vector<std::uint8_t> bytes(pipe.begin(), pipe.begin() + std::ptrdiff_t(n));
+        pipe.erase(pipe.begin(), pipe.begin() + std::ptrdiff_t(n));
+        if (flip && !bytes.empty()) {
+            bytes[flip->first % bytes.size()] ^= flip->second;
+            corrupted_ = true;
+        }
+        if (!l.alive) return;
+        fuzz::trace_bytes("feed", bytes);
+        const fuzz::exact_copy b(bytes.data(), bytes.size());
+        if (to_server) {
+            auto& e = servers_[l.server];
+            e.check->before();
+            e.s->feed(l.server_conn, now_, b.span());
+            server = l.server;
+        } else {
+            ccheck_->before();
+            c_->feed(l.client_conn, now_, b.span());
+            client = true;
+        }
+    }
+
+    void land(const air_datagram& a) {
+        const fuzz::exact_copy p(a.payload.data(), a.payload.size());
+        if (a.to_server) {
+            for (auto& e : servers_)
+                if (e.s->udp_port() == a.dst_port && !e.s->finished()) e.s->feed_datagram(now_, a.src, p.span());
+        } else if (binder_.bound() && a.dst_port >= binder_.first() &&
+                   std::uint32_t(a.dst_port) < std::uint32_t(binder_.first()) + binder_.count()) {
+            c_->feed_datagram(now_, a.src, p.span());
+        }
+    }
+
+    /// One side's transport reports the connection closed; the other side sees EOF once the
+    /// bytes in flight towards it have arrived (a reset discards them).
+    void close_link(link& l, bool client_side, std::error_code ec) {
+        l.alive = false;
+        auto& e = servers_[l.server];
+        if (client_side) {
+            c_->on_connection_closed(l.client_conn, now_, ec);
+            if (!ec) {
+                std::vector<std::uint8_t> rest(l.c2s.begin(), l.c2s.end());
+                const fuzz::exact_copy b(rest.data(), rest.size());
+                e.s->feed(l.server_conn, now_, b.span());
+            }
+            e.s->on_connection_closed(l.server_conn, now_, ec);
+        } else {
+            e.s->on_connection_closed(l.server_conn, now_, ec);
+            if (!ec) {
+                std::vector<std::uint8_t> rest(l.s2c.begin(), l.s2c.end());
+                const fuzz::exact_copy b(rest.data(), rest.size());
+                c_->feed(l.client_conn, now_, b.span());
+            }
+            c_->on_connection_closed(l.client_conn, now_, ec);
+        }
+        l.c2s.clear();
+        l.s2c.clear();
+    }
+
+    // ---- checks and bookkeeping -----------------------------------------------------------
+
+    void after(std::optional<std::size_t> server, call kind, bool client) {
+        for (;;) {
+            ccheck_->after(now_, client ? kind : call::none, [&](const event& ev) { on_client_event(ev); });
+            for (std::size_t i = 0; i < servers_.size(); ++i)
+                servers_[i].check->after(now_, server == i ? kind : call::none,
+                                         [&](const event& ev) { on_server_event(i, ev); });
+            // A transport closes the connections of a finished session; its peer sees EOF.
+            bool closed_any = false;
+            for (auto& l : links_) {
+                if (!l.alive) continue;
+                if (c_->finished()) {
+                    close_link(l, true, {});
+                    closed_any = true;
+                } else if (servers_[l.server].s->finished() && !servers_[l.server].check->handed_off()) {
+                    close_link(l, false, {});
+                    closed_any = true;
+                }
+            }
+            if (!closed_any) break;
+            server.reset();
+            client = false;
+        }
+        std::size_t live = 0;
+        for (const auto& e : servers_) live += e.s->finished() ? 0 : 1;
+        FUZZ_CHECK(joins_.pending() <= live);
+        if (!corrupted_) {
+            FUZZ_CHECK(c_->error() != errc::protocol_error);
+            FUZZ_CHECK(c_->error() != errc::bad_server_key);
+            for (const auto& e : servers_) FUZZ_CHECK(e.s->error() != errc::protocol_error);
+        }
+    }
+
+    void on_client_event(const event& ev) {
+        if (fuzz::tracing()) std::fprintf(stderr, "  client event %zu\n", ev.index());
+        if (const auto* oc = std::get_if<open_connections>(&ev)) {
+            FUZZ_CHECK(extra_asked_ == 0);
+            extra_asked_ = oc->count;
+        }
+    }
+
+    void on_server_event(std::size_t from, const event& ev) {
+        if (fuzz::tracing()) std::fprintf(stderr, "  server %zu event %zu\n", from, ev.index());
+        const auto* h = std::get_if<connection_handoff>(&ev);
+        if (!h) return;
+        std::optional<std::size_t> target;
+        for (std::size_t i = 0; i < servers_.size(); ++i)
+            if (servers_[i].s.get() == h->target) target = i;
+        FUZZ_CHECK(target && *target != from);
+        for (auto& l : links_) {
+            if (l.server == from && l.server_conn == 0) {
+                l.server = *target;
+                l.server_conn = h->conn;
+            }
+        }
+    }
+
+    std::size_t add_server() {
+        server_entry e;
+        e.s = std::make_unique<server_session>(scfg_, svc_, endpoint{client_ip_, static_cast<std::uint16_t>(40000 + servers_.size())}, now_);
+        e.check = std::make_unique<fuzz::checker<server_session>>(*e.s);
+        servers_.push_back(std::move(e));
+        return servers_.size() - 1;
+    }
+
+    /// nullopt: the client; otherwise a server session.
+    std::optional<std::size_t> pick_party() {
+        const auto i = in_.ConsumeIntegralInRange<std::size_t>(0, servers_.size());
+        if (i == 0) return std::nullopt;
+        return i - 1;
+    }
+    std::size_t pick_link() { return in_.ConsumeIntegralInRange<std::size_t>(0, links_.size() - 1); }
+
+    FuzzedDataProvider& in_;
+    fuzz::provider_entropy rng_;
+    server_config scfg_;
+    client_config ccfg_;
+    fuzz::checking_pool pool_;
+    fuzz::checking_binder binder_;
+    join_registry joins_;
+    server_services svc_;
+    client_services csvc_;
+    ip_address server_ip_ = ip_address::v4(10, 0, 0, 1);
+    ip_address client_ip_ = ip_address::v4(10, 0, 0, 2);
+    std::vector<server_entry> servers_;
+    std::unique_ptr<client_session> c_;
+    std::unique_ptr<fuzz::checker<client_session>> ccheck_;
+    std::vector<link> links_;
+    std::vector<air_datagram> air_;
+    fuzz::out_buffer out_;
+    time_point now_{};
+    bool corrupted_ = false;
+    std::uint32_t extra_asked_ = 0;
+    std::uint32_t extra_used_ = 0;
+};
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    FuzzedDataProvider in(data, size);
+    const auto pool = in.ConsumeBytes<std::uint8_t>(in.ConsumeIntegralInRange<std::size_t>(0, entropy_pool_max));
+    FuzzedDataProvider rng_in(pool.data(), pool.size());
+    harness h(in, rng_in);
+    h.run();
+    return 0;
+}
