@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""btest vs iperf3 on loopback, side by side (driven by benchmarks/loopback.sh).
+
+Every case runs both tools in the same invocation, alternating which goes first on each
+repetition, and prints per case the median of each measure and the ratio btest/iperf3. One
+btest server (btest -s --json -v) and one iperf3 server (iperf3 -s -J) run for the whole
+invocation; their CPU time is read from /proc around every run, the clients' from wait4().
+
+Measures (both tools the same way):
+  TCP          delivered Gbit/s (receiver's byte count over the test)
+  UDP          delivered datagrams/s and payload Gbit/s (payload bits, so that btest's
+               header-inclusive counts and iperf3's payload counts compare), loss %
+  UDP paced    achieved rate error vs the requested rate (each tool against its own meaning of
+               the rate: btest counts whole IP datagrams, iperf3 payload), standard deviation
+               and largest deviation of the receiver's per-second rates
+  CPU          seconds of CPU per GB delivered, client and server
+
+Client sends for every case except "tcp_rx" (server sends) and "tcp_both".
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+CASES = {
+    # id: (title, btest args, iperf3 args, kind)
+    "tcp_tx": ("TCP 1 conn, client->server", ["-t"], [], "tcp"),
+    "tcp_rx": ("TCP 1 conn, server->client", ["-r"], ["-R"], "tcp"),
+    "tcp_both": ("TCP 1 conn, both directions", ["-t", "-r"], ["--bidir"], "tcp"),
+    "tcp_p4": ("TCP 4 conns, client->server", ["-t", "--connection-count", "4"], ["-P", "4"], "tcp"),
+    "udp_unlimited": ("UDP unlimited, 1500 B datagrams", ["-u", "-t"], ["-u", "-b", "0", "-l", "1472"], "udp"),
+    "udp_64": ("UDP unlimited, 64 B datagrams", ["-u", "-t", "--tx-size", "64"], ["-u", "-b", "0", "-l", "36"], "udp"),
+    "udp_100m": ("UDP paced 100 Mbit/s", ["-u", "-t", "-b", "100M"], ["-u", "-b", "100M", "-l", "1472"], "paced"),
+    "udp_1g": ("UDP paced 1 Gbit/s", ["-u", "-t", "-b", "1G"], ["-u", "-b", "1G", "-l", "1472"], "paced"),
+}
+PAYLOAD = {"udp_64": 36}
+TARGET = {"udp_100m": 100e6, "udp_1g": 1e9}
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu(pid):
+    """utime + stime of a process (all its threads), seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def run_client(cmd, timeout):
+    """Runs a client; returns (stdout, cpu seconds, exit status)."""
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out, err = p.communicate()
+        raise RuntimeError(f"timeout: {' '.join(cmd)}")
+    # wait4 already reaped the child inside communicate(); its rusage is in RUSAGE_CHILDREN.
+    return out, err, p.returncode
+
+
+class children_cpu:
+    def __enter__(self):
+        r = os.times()
+        self.start = r.children_user + r.children_system
+        return self
+
+    def __exit__(self, *a):
+        r = os.times()
+        self.seconds = r.children_user + r.children_system - self.start
+
+
+class Server:
+    def __init__(self, cmd, log):
+        self.log_path = log
+        self.log = open(log, "w")
+        self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, text=True)
+        time.sleep(0.5)
+        if self.p.poll() is not None:
+            raise RuntimeError(f"server did not start: {' '.join(cmd)}\n{open(log).read()}")
+
+    def offset(self):
+        self.log.flush()
+        return os.path.getsize(self.log_path)
+
+    def lines_since(self, off):
+        with open(self.log_path) as f:
+            f.seek(off)
+            return f.read().splitlines()
+
+    def cpu(self):
+        return proc_cpu(self.p.pid)
+
+    def stop(self):
+        self.p.terminate()
+        try:
+            self.p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+
+
+def full_seconds(intervals):
+    return [bps for (secs, bps) in intervals if secs >= 0.9]
+
+
+def btest_run(a, case, srv):
+    title, args, _, kind = CASES[case]
+    cmd = [a.btest, "-c", "127.0.0.1", "-P", str(a.port), "-d", str(a.duration), "--json", "-q"] + args
+    off = srv.offset()
+    s0 = srv.cpu()
+    with children_cpu() as cc:
+        out, err, rc = run_client(cmd, a.duration + 30)
+    time.sleep(0.3)  # the server's summary follows the client's end
+    s1 = srv.cpu()
+    if rc != 0:
+        raise RuntimeError(f"btest exit {rc}: {' '.join(cmd)}\n{err}")
+    summ = [json.loads(l) for l in out.splitlines() if l.startswith("{") and '"summary"' in l]
+    if not summ:
+        raise RuntimeError(f"no btest summary: {out}\n{err}")
+    cs = summ[-1]
+    srv_lines = [json.loads(l) for l in srv.lines_since(off) if l.startswith("{")]
+    ss = [l for l in srv_lines if l.get("type") == "summary"]
+    if not ss:
+        raise RuntimeError("no btest server summary")
+    ss = ss[-1]
+    r = {"client_cpu": cc.seconds, "server_cpu": s1 - s0}
+    dur = ss["duration_s"] or cs["duration_s"]
+    if kind == "tcp":
+        # Delivered: what the receivers counted (TCP data bytes).
+        delivered = 0
+        if "-t" in args:
+            delivered += ss["rx_bytes"]
+        if "-r" in args:
+            delivered += cs["rx_bytes"]
+        r["bytes"] = delivered
+        r["gbps"] = delivered * 8 / cs["duration_s"] / 1e9
+    else:
+        payload = PAYLOAD.get(case, 1472)
+        pk = ss["rx_packets"]
+        r["bytes"] = pk * payload
+        r["pps"] = pk / dur
+        r["gbps"] = pk * payload * 8 / dur / 1e9
+        r["loss"] = 100.0 * ss["lost_packets"] / max(1, pk + ss["lost_packets"])
+        r["sent_pps"] = cs["tx_packets"] / cs["duration_s"]
+        if kind == "paced":
+            target = TARGET[case]
+            per_s = full_seconds([(l["time_s"] - l["start_s"], l["bits_per_second"]) for l in srv_lines
+                                  if l.get("type") == "interval" and l.get("direction") == "rx"])
+            r.update(paced_stats(ss["rx_bits_per_second"], per_s, target))
+    return r
+
+
+def paced_stats(avg, per_s, target):
+    r = {"rate_err": 100.0 * (avg - target) / target}
+    if len(per_s) >= 2:
+        r["sd"] = 100.0 * statistics.pstdev(per_s) / target
+    elif per_s:
+        r["sd"] = 0.0
+    if per_s:
+        r["maxdev"] = max(100.0 * abs(x - target) / target for x in per_s)
+    return r
+
+
+def iperf_run(a, case, srv):
+    title, _, args, kind = CASES[case]
+    cmd = [a.iperf3, "-c", "127.0.0.1", "-p", str(a.iperf_port), "-t", str(a.duration), "-J", "--get-server-output"] + args
+    s0 = srv.cpu()
+    with children_cpu() as cc:
+        out, err, rc = run_client(cmd, a.duration + 30)
+    time.sleep(0.3)
+    s1 = srv.cpu()
+    d = json.loads(out) if out.strip() else {}
+    if rc != 0 or "error" in d:
+        raise RuntimeError(f"iperf3 exit {rc}: {' '.join(cmd)}\n{d.get('error', err)}")
+    r = {"client_cpu": cc.seconds, "server_cpu": s1 - s0}
+    end = d["end"]
+    if kind == "tcp":
+        if "--bidir" in args:
+            delivered = end["sum_received"]["bytes"] + end["sum_received_bidir_reverse"]["bytes"]
+            secs = end["sum_received"]["seconds"]
+        else:
+            delivered = end["sum_received"]["bytes"]
+            secs = end["sum_received"]["seconds"]
+        r["bytes"] = delivered
+        r["gbps"] = delivered * 8 / secs / 1e9
+    else:
+        payload = PAYLOAD.get(case, 1472)
+        rec = end["sum_received"]
+        pk = rec["packets"] - rec["lost_packets"]
+        secs = rec["seconds"]
+        r["bytes"] = pk * payload
+        r["pps"] = pk / secs
+        r["gbps"] = pk * payload * 8 / secs / 1e9
+        r["loss"] = rec["lost_percent"]
+        r["sent_pps"] = end["sum_sent"]["packets"] / end["sum_sent"]["seconds"] if "packets" in end["sum_sent"] else rec["packets"] / secs
+        if kind == "paced":
+            so = d.get("server_output_json", {})
+            per_s = full_seconds([(i["sum"]["seconds"], i["sum"]["bits_per_second"]) for i in so.get("intervals", [])])
+            r.update(paced_stats(rec["bits_per_second"], per_s, TARGET[case]))
+    return r
+
+
+MEASURES = {
+    "tcp": [("gbps", "Gbit/s delivered", "{:.2f}")],
+    "udp": [("gbps", "payload Gbit/s delivered", "{:.3f}"), ("pps", "datagrams/s delivered", "{:,.0f}"),
+            ("sent_pps", "datagrams/s sent", "{:,.0f}"), ("loss", "loss %", "{:.2f}")],
+    "paced": [("rate_err", "rate error %", "{:+.3f}"), ("sd", "per-second stddev %", "{:.3f}"),
+              ("maxdev", "worst second |dev| %", "{:.3f}"), ("loss", "loss %", "{:.3f}"),
+              ("pps", "datagrams/s delivered", "{:,.0f}")],
+}
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--btest", required=True)
+    ap.add_argument("--iperf3", default="iperf3")
+    ap.add_argument("--quick", action="store_true", help="2 s per case, 1 repetition (CI: keeps the script working)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=10)
+    ap.add_argument("--cases", default=",".join(CASES), help="comma-separated subset of: " + ", ".join(CASES))
+    ap.add_argument("--port", type=int, default=16000, help="btest server TCP port (UDP from port+1)")
+    ap.add_argument("--iperf-port", type=int, default=16500)
+    ap.add_argument("--server-args", default="", help="extra btest server flags, e.g. '--threads 1 --no-gro'")
+    ap.add_argument("--client-args", default="", help="extra btest client flags, e.g. '--no-gso'")
+    ap.add_argument("--workdir", default=None)
+    a = ap.parse_args()
+    if a.quick:
+        a.duration, a.reps = 2, 1
+    a.duration = int(a.duration) if float(a.duration).is_integer() else a.duration
+    cases = [c for c in a.cases.split(",") if c]
+    for c in cases:
+        if c not in CASES:
+            ap.error(f"unknown case {c}")
+    if a.client_args:
+        for c in cases:
+            t, b, i, k = CASES[c]
+            CASES[c] = (t, b + a.client_args.split(), i, k)
+    work = a.workdir or f"/tmp/btest-loopback-{os.getpid()}"
+    os.makedirs(work, exist_ok=True)
+
+    print(f"btest: {a.btest}   iperf3: {subprocess.run([a.iperf3, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
+    print(f"{len(cases)} cases x {a.reps} repetitions x {a.duration} s, A/B alternating; cores {os.cpu_count()}; load before: {loadavg()}")
+    sys.stdout.flush()
+    bsrv = Server([a.btest, "-s", "-P", str(a.port), "--listen", "127.0.0.1", "--listen6", "none",
+                   "--udp-port-start", str(a.port + 1), "--udp-port-end", str(a.port + 200), "--json", "-v"]
+                  + a.server_args.split(), os.path.join(work, "btest-server.jsonl"))
+    isrv = Server([a.iperf3, "-s", "-p", str(a.iperf_port), "-J"], os.path.join(work, "iperf3-server.json"))
+    results = {c: {"btest": [], "iperf3": []} for c in cases}
+    loads = [loadavg()]
+    failed = []
+    try:
+        for rep in range(a.reps):
+            for c in cases:
+                order = [("btest", btest_run, bsrv), ("iperf3", iperf_run, isrv)]
+                if rep % 2:
+                    order.reverse()
+                for name, fn, srv in order:
+                    try:
+                        r = fn(a, c, srv)
+                        results[c][name].append(r)
+                        print(f"  rep {rep + 1} {c:14s} {name:6s} " +
+                              " ".join(f"{k}={v:.4g}" for k, v in r.items() if isinstance(v, float)), flush=True)
+                    except Exception as e:  # noqa: BLE001 - report and go on
+                        failed.append(f"{c}/{name}: {e}")
+                        print(f"  rep {rep + 1} {c:14s} {name:6s} FAILED: {e}", flush=True)
+                    time.sleep(0.5)
+            loads.append(loadavg())
+    finally:
+        bsrv.stop()
+        isrv.stop()
+
+    print()
+    print(f"load average during the runs (1/5/15 min): {' | '.join(loads)}")
+    print(f"{'case':32s} {'measure':26s} {'btest':>14s} {'iperf3':>14s} {'ratio':>7s}")
+    print("-" * 97)
+    for c in cases:
+        title, _, _, kind = CASES[c]
+        for key, label, fmt in MEASURES[kind]:
+            b = median([r.get(key) for r in results[c]["btest"]])
+            i = median([r.get(key) for r in results[c]["iperf3"]])
+            ratio = f"{b / i:7.2f}" if b is not None and i not in (None, 0) and key not in ("loss", "rate_err", "sd", "maxdev") else ""
+            fb = fmt.format(b) if b is not None else "-"
+            fi = fmt.format(i) if i is not None else "-"
+            print(f"{title:32s} {label:26s} {fb:>14s} {fi:>14s} {ratio}")
+            title = ""
+    print()
+    print("CPU seconds per GB delivered (medians)")
+    print(f"{'case':32s} {'btest client':>13s} {'btest server':>13s} {'iperf3 client':>14s} {'iperf3 server':>14s}")
+    for c in cases:
+        def per_gb(tool, who):
+            vals = [r[who] / (r["bytes"] / 1e9) for r in results[c][tool] if r.get("bytes")]
+            m = median(vals)
+            return f"{m:.3f}" if m is not None else "-"
+        print(f"{CASES[c][0]:32s} {per_gb('btest', 'client_cpu'):>13s} {per_gb('btest', 'server_cpu'):>13s} "
+              f"{per_gb('iperf3', 'client_cpu'):>14s} {per_gb('iperf3', 'server_cpu'):>14s}")
+    with open(os.path.join(work, "results.json"), "w") as f:
+        json.dump({"args": vars(a), "loads": loads, "results": results}, f, indent=1)
+    print(f"\nraw results: {os.path.join(work, 'results.json')}")
+    if failed:
+        print("FAILED runs:\n  " + "\n  ".join(failed))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

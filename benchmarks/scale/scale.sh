@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Many concurrent rate-limited sessions against one `btest -s` (issue "speed to the limit"):
+# M = 100 and M = 1000, TCP and UDP mixed, every direction; prints the server's RSS, fds, CPU
+# and the spread of per-session achieved rates (target: all within +-10 %, RSS < 100 MiB).
+#
+#   benchmarks/scale/scale.sh                 M = 100 and 1000, 10 s each
+#   benchmarks/scale/scale.sh --quick         M = 20, 3 s (CI: keeps it working)
+#   benchmarks/scale/scale.sh -- --udp-rate 2000000     extra btest_scale flags after --
+#
+# Environment: BUILD_DIR (default: the first of build-perf, build with btest_scale in it).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+quick=0
+extra=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=1 ;;
+        --) shift; extra=("$@"); break ;;
+        *) echo "usage: $0 [--quick] [-- btest_scale flags]" >&2; exit 1 ;;
+    esac
+    shift
+done
+
+if [ -z "${BUILD_DIR:-}" ]; then
+    for d in build-perf build; do
+        if [ -x "$d/benchmarks/btest_scale" ] && [ -x "$d/apps/btest" ]; then BUILD_DIR=$d; break; fi
+    done
+fi
+if [ -z "${BUILD_DIR:-}" ]; then
+    echo "scale.sh: no build with btest_scale and btest (cmake --build BUILD --target btest_scale btest)" >&2
+    exit 2
+fi
+
+# Two descriptors per session on each side and then some: raise the soft limit to the hard one.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+echo "scale.sh: ulimit -n $(ulimit -n); load $(cut -d' ' -f1-3 /proc/loadavg); $(nproc) cores"
+
+status=0
+if [ "$quick" = 1 ]; then
+    "$BUILD_DIR/benchmarks/btest_scale" --btest "$BUILD_DIR/apps/btest" -m 20 --duration 3 --ramp 0.5 \
+        --port 17100 "${extra[@]}" || status=$?
+else
+    for m in 100 1000; do
+        "$BUILD_DIR/benchmarks/btest_scale" --btest "$BUILD_DIR/apps/btest" -m "$m" --duration 10 \
+            --ramp $((m / 200 + 1)) --port 17100 "${extra[@]}" || status=$?
+        echo
+    done
+fi
+exit "$status"
