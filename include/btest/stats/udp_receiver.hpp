@@ -75,6 +75,8 @@ public:
         interval_bytes_ += payload.size() + header;
         ++packets_;
         if (auto* s = find(socket << 16 | src_port)) {
+            s->bytes += payload.size() + header;
+            ++s->packets;
             const auto lost_before = s->loss.lost;
             std::uint32_t steps = 0;
             switch (s->loss.on_seq(*seq, steps)) {
@@ -98,6 +100,23 @@ public:
         return r;
     }
     std::size_t sources() const noexcept { return sources_.size(); }
+
+    /// What one source (a local socket and a peer's source port) delivered: a UDP test's
+    /// stream. Sources beyond the receiver's capacity count only in the totals.
+    struct source_view {
+        std::uint32_t socket = 0;
+        std::uint16_t port = 0;
+        std::uint64_t bytes = 0;
+        std::uint64_t packets = 0;
+        std::uint64_t lost = 0;
+        double jitter_ns = 0;
+    };
+    /// Source `i` (0 ≤ i < sources()), in order of first arrival.
+    source_view source(std::size_t i) const {
+        const auto& s = sources_.at(i);
+        return {s.key >> 16, static_cast<std::uint16_t>(s.key & 0xffff), s.bytes, s.packets, s.loss.lost,
+                s.jitter.jitter_ns()};
+    }
     /// Mean jitter over the sources that have one, in nanoseconds.
     double jitter_ns() const noexcept {
         double sum = 0;
@@ -118,12 +137,14 @@ public:
     }
 
 private:
-    struct source {
+    struct source_state {
         std::uint32_t key = 0;  // socket << 16 | source port
+        std::uint64_t bytes = 0;
+        std::uint64_t packets = 0;
         loss_tracker loss;
         jitter_estimator jitter;
     };
-    source* find(std::uint32_t key) noexcept {
+    source_state* find(std::uint32_t key) noexcept {
         if (last_ < sources_.size() && sources_[last_].key == key) return &sources_[last_];
         for (std::size_t i = 0; i < sources_.size(); ++i) {
             if (sources_[i].key == key) {
@@ -132,12 +153,12 @@ private:
             }
         }
         if (sources_.size() == sources_.capacity()) return nullptr;  // never reallocates
-        sources_.push_back(source{key, {}, {}});
+        sources_.push_back(source_state{key, 0, 0, {}, {}});
         last_ = sources_.size() - 1;
         return &sources_.back();
     }
 
-    std::vector<source> sources_;
+    std::vector<source_state> sources_;
     std::size_t last_ = 0;
     std::uint64_t bytes_ = 0;
     std::uint64_t interval_bytes_ = 0;

@@ -99,6 +99,14 @@ TEST_CASE("stats: UDP receiver counts headers, ignores short payloads, tracks so
     CHECK(r.bytes() == 4 * 1500);
     CHECK(r.lost() == 1);
     CHECK(r.sources() == 2);
+    // Per stream, in order of first arrival.
+    CHECK(r.source(0).port == 2257);
+    CHECK(r.source(0).packets == 2);
+    CHECK(r.source(0).bytes == 3000);
+    CHECK(r.source(0).lost == 1);
+    CHECK(r.source(1).port == 2258);
+    CHECK(r.source(1).packets == 2);
+    CHECK(r.source(1).lost == 0);
     CHECK(r.take_interval_bytes() == 6000);
     CHECK(r.take_interval_bytes() == 0);
     // IPv6 header overhead.

@@ -256,6 +256,8 @@ public:
 
     std::size_t connection_count() const noexcept { return conns_.size(); }
     const connection_stats& conn_stats(std::uint32_t conn) const { return conns_.at(conn).stats; }
+    /// A UDP test's receive side per stream (source port), e.g. for a per-stream report.
+    const stats::udp_receiver& udp_receive_stats() const noexcept { return udp_rx_stats_; }
     const endpoint& peer() const noexcept { return peer_; }
     const test_params& params() const noexcept { return params_; }
 
