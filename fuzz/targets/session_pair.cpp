@@ -178,7 +178,8 @@ private:
                 }
                 if (!d) break;
                 if (air_.size() < 256) {
-                    for (std::size_t b = 0; b < d->size; ++b) a.payload.push_back(std::to_integer<std::uint8_t>(out[b]));
+                    const auto* first = reinterpret_cast<const std::uint8_t*>(out.data());
+                    a.payload.assign(first, first + d->size);
                     air_.push_back(std::move(a));
                 }
             }

@@ -81,7 +81,8 @@ bool same_bytes(const A& a, const B& b) noexcept {
 /// Randomness taken from the fuzzer's input, so that challenges, keys, tokens and salts are the
 /// fuzzer's to choose; zeros once the input is exhausted. A large request (a session's 128 KiB
 /// random-payload ring) would swallow the rest of the input, so requests longer than
-/// `direct_limit` bytes are expanded from an 8-byte seed taken from the input instead.
+/// `direct_limit` bytes are expanded from an 8-byte seed taken from the input instead (a
+/// repeated 64-byte pattern).
 class provider_entropy final : public btest::entropy {
 public:
     static constexpr std::size_t direct_limit = 64;
@@ -92,8 +93,12 @@ public:
         if (out.size() > direct_limit) {
             std::uint64_t seed = 0;
             if (in_.remaining_bytes() > 0) in_.ConsumeData(&seed, sizeof seed);
+            // 64 seeded bytes, then copies of them: the contents of a payload ring do not matter
+            // to the fuzzing, and an instrumented loop over 128 KiB would cost most of a run.
             btest::seeded_entropy expand(seed);
-            expand.fill(out);
+            expand.fill(out.first(direct_limit));
+            for (std::size_t have = direct_limit; have < out.size(); have *= 2)
+                std::memcpy(out.data() + have, out.data(), std::min(have, out.size() - have));
             return;
         }
         // (An exhausted provider may hold a null pointer, which memcpy must not see.)
