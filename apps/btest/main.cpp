@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <variant>
 
@@ -78,6 +79,17 @@ server
       --ecsrp5             same as --auth ecsrp5
       --max-sessions N     tests at once; more are refused by closing the connection.
                            Default: 100
+      --max-conn-per-ip N  live TCP connections from one source address (a multi-connection
+                           test counts each of its connections); more are closed before the
+                           greeting. Default: 20 (0 = unlimited)
+      --max-auth-failures N  failed logins from one source address within a minute before
+                           that address is refused for a minute. Default: 10 (0 = off)
+      --handshake-timeout SECONDS  time allowed for each handshake step (command, login,
+                           join); a silent or slow client is closed after it. Default: 10
+      --idle-timeout SECONDS  a running test whose peer sends nothing for this long (no
+                           data or, for UDP, no status) is ended. Default: 10
+      --max-pending N      multi-connection tests waiting for their extra connections, per io
+                           thread (at most 4 from one address). Default: 64
       --udp-port-start PORT  first UDP port handed to UDP tests. Default: 2001
       --udp-port-end PORT    last UDP port handed out. Default: 65279
       --threads N          io threads; sessions are spread over them by client IP address.
@@ -196,9 +208,35 @@ struct printer {
         std::string user;
     };
 
-    /// The end-of-test summary in every enabled format.
+    /// -v: what each TCP connection or UDP stream of a test carried, one text line each.
+    template <class Session>
+    static std::vector<std::string> per_connection(const Session& s, btest::protocol proto, const std::string& prefix) {
+        std::vector<std::string> lines;
+        char buf[200];
+        if (proto == btest::protocol::tcp) {
+            for (std::uint32_t i = 0; i < s.connection_count(); ++i) {
+                const auto& c = s.conn_stats(i);
+                std::snprintf(buf, sizeof buf, "%s  conn %-3u TX %.1f MB  RX %.1f MB  status %u sent / %u received",
+                              prefix.c_str(), i, mbytes(c.tx_bytes), mbytes(c.rx_bytes), c.status_sent, c.status_received);
+                lines.emplace_back(buf);
+            }
+        } else {
+            const auto& rx = s.udp_receive_stats();
+            for (std::size_t i = 0; i < rx.sources(); ++i) {
+                const auto v = rx.source(i);
+                std::snprintf(buf, sizeof buf, "%s  stream %-3zu RX %.1f MB  %llu packets  lost %llu  jitter %.3f ms  (socket %u, from port %u)",
+                              prefix.c_str(), i, mbytes(v.bytes), static_cast<unsigned long long>(v.packets),
+                              static_cast<unsigned long long>(v.lost), v.jitter_ns / 1e6, unsigned{v.socket}, unsigned{v.port});
+                lines.emplace_back(buf);
+            }
+        }
+        return lines;
+    }
+
+    /// The end-of-test summary in every enabled format; `detail`: per-connection lines (-v) for
+    /// the text form.
     void summary(const btest::test_summary& s, const test_info& t, std::uint64_t session, const std::string& peer,
-                 const std::string& prefix, bool text) const {
+                 const std::string& prefix, bool text, const std::vector<std::string>& detail = {}) const {
         const auto reason = s.reason ? btest::to_string(*s.reason) : "failure";
         const std::string error = s.error ? s.error.message() : "";
         if (opt.json) {
@@ -253,6 +291,7 @@ struct printer {
             };
             dir_line("TX", s.tx, false);
             dir_line("RX", s.rx, true);
+            for (const auto& l : detail) block += "\n" + l;
             out(block);
         }
         if (csv && csv->is_open()) {
@@ -365,7 +404,8 @@ public:
         const auto reason = sum.reason.value_or(btest::end_reason::failure);
         if (sum.started) {
             if (info_.user.empty() && opt_.user) info_.user = *opt_.user;
-            p_.summary(sum, info_, 0, peer_, "", true);
+            p_.summary(sum, info_, 0, peer_, "", true,
+                       opt_.verbose ? printer::per_connection(*s, info_.proto, "") : std::vector<std::string>{});
         }
         std::error_code ec = sum.error;
         switch (reason) {
@@ -469,6 +509,9 @@ public:
         if (!opt_.quiet) p_.err("btest: not listening on " + bta::to_string(bta::to_kit(at)) + ": " + ec.message());
     }
     void on_refused(const btest::endpoint& peer, const char* why) override {
+        // A full server is news at any verbosity; the per-address limits (which a scan or a
+        // flood trips thousands of times) are session lines, shown with -v.
+        if (std::string_view(why) != "max sessions reached" && !opt_.verbose) return;
         const auto who = bta::to_string(peer);
         if (opt_.json) p_.error_object(std::string("refused: ") + why, "resource_limit", -1, who);
         else if (!opt_.quiet) p_.out("[   -] " + who + " refused: " + why);
@@ -516,7 +559,9 @@ public:
                                               ", lost " + std::to_string(sum.rx.lost_packets);
                     p_.out(line);
                 }
-                p_.summary(sum, it->second, t.id, who, tag_of(t.id), opt_.verbose > 0 && !opt_.quiet);
+                const bool text = opt_.verbose > 0 && !opt_.quiet;
+                p_.summary(sum, it->second, t.id, who, tag_of(t.id), text,
+                           text ? printer::per_connection(t.session, it->second.proto, tag_of(t.id)) : std::vector<std::string>{});
                 tests_.erase(it);
             } else if (opt_.verbose) {
                 p_.err(tag + "closed before a test: " + (c->error ? c->error.message() : btest::to_string(c->reason)));
@@ -561,6 +606,11 @@ int run_server(const options& opt) {
     bta::server_options so;
     so.port = opt.port;
     so.max_sessions = opt.max_sessions;
+    so.max_connections_per_ip = opt.max_conn_per_ip;
+    so.auth_failures.max_failures = opt.max_auth_failures;
+    if (opt.handshake_timeout) so.session.limits.handshake = *opt.handshake_timeout;
+    if (opt.idle_timeout) so.session.limits.idle = *opt.idle_timeout;
+    if (opt.max_pending) so.joins.max_pending = *opt.max_pending;
     so.trace_control = opt.verbose >= 2;
     so.threads = opt.threads.value_or(std::max(1u, std::thread::hardware_concurrency()));
     so.data_plane.udp_gso = !opt.no_gso;

@@ -51,6 +51,11 @@ struct options {
     bool json = false;
     std::optional<btest::auth_method> auth;
     std::size_t max_sessions = 100;
+    std::size_t max_conn_per_ip = 20;                 ///< live connections per source IP; 0 = unlimited
+    std::uint32_t max_auth_failures = 10;             ///< per source IP per minute, then refused for a minute; 0 = off
+    std::optional<std::chrono::milliseconds> handshake_timeout;  ///< T_hs (default: the kit's, 10 s)
+    std::optional<std::chrono::milliseconds> idle_timeout;       ///< T_idle (default: the kit's, 10 s)
+    std::optional<std::size_t> max_pending;           ///< pending multi-connection tests (default: the kit's)
     std::uint16_t udp_port_start = 2001;
     std::optional<std::uint16_t> udp_port_end;
     std::optional<std::size_t> threads;               ///< server io threads (default: cores)
@@ -132,6 +137,13 @@ inline std::chrono::milliseconds parse_interval(std::string_view s, const char* 
     }
     const double v = parse_number(t, flag) * scale;
     return std::chrono::milliseconds(static_cast<long long>(v + 0.5));
+}
+
+/// "2", "0.5": seconds, > 0 and at most a day → milliseconds.
+inline std::chrono::milliseconds parse_seconds(std::string_view s, const char* flag) {
+    const double v = parse_number(s, flag);
+    if (!(v >= 0.001) || v > 86400) throw usage_error(std::string(flag) + " must be between 0.001 and 86400 seconds");
+    return std::chrono::milliseconds(static_cast<long long>(v * 1000 + 0.5));
 }
 
 inline btest::auth_method parse_auth(std::string_view s) {
@@ -219,6 +231,11 @@ inline options parse(int argc, const char* const* argv) {
         else if (a == "--auth") { o.auth = parse_auth(value()); server_flags = true; }
         else if (a == "--ecsrp5") { no_value(); o.auth = btest::auth_method::ec_srp5; server_flags = true; }
         else if (a == "--max-sessions") { o.max_sessions = static_cast<std::size_t>(parse_uint(value(), "--max-sessions", 1, 100000)); server_flags = true; }
+        else if (a == "--max-conn-per-ip") { o.max_conn_per_ip = static_cast<std::size_t>(parse_uint(value(), "--max-conn-per-ip", 0, 1000000)); server_flags = true; }
+        else if (a == "--max-auth-failures") { o.max_auth_failures = static_cast<std::uint32_t>(parse_uint(value(), "--max-auth-failures", 0, 1000000)); server_flags = true; }
+        else if (a == "--handshake-timeout") { o.handshake_timeout = parse_seconds(value(), "--handshake-timeout"); server_flags = true; }
+        else if (a == "--idle-timeout") { o.idle_timeout = parse_seconds(value(), "--idle-timeout"); server_flags = true; }
+        else if (a == "--max-pending") { o.max_pending = static_cast<std::size_t>(parse_uint(value(), "--max-pending", 1, 100000)); server_flags = true; }
         else if (a == "--udp-port-start") { o.udp_port_start = static_cast<std::uint16_t>(parse_uint(value(), "--udp-port-start", 1, 65535 - 256)); server_flags = true; }
         else if (a == "--threads") { o.threads = static_cast<std::size_t>(parse_uint(value(), "--threads", 1, 256)); server_flags = true; }
         else if (a == "--timer-granularity") { o.timer_granularity_us = static_cast<std::uint32_t>(parse_uint(value(), "--timer-granularity", 0, 100000)); }
@@ -233,7 +250,8 @@ inline options parse(int argc, const char* const* argv) {
     if (o.mode == run_mode::server && client_flags)
         throw usage_error("-t/-r/-u/-d/-n, --connection-count, --tx-size, --random-data and the speed options are client options");
     if (o.mode == run_mode::client && server_flags)
-        throw usage_error("--listen, --listen6, --auth, --ecsrp5, --max-sessions, --threads and --udp-port-* are server options");
+        throw usage_error("--listen, --listen6, --auth, --ecsrp5, --max-sessions, --max-conn-per-ip, --max-auth-failures, "
+                          "--handshake-timeout, --idle-timeout, --max-pending, --threads and --udp-port-* are server options");
     if (o.mode == run_mode::client) {
         if (o.host.empty()) throw usage_error("-c needs a host");
         if (o.password && !o.user) throw usage_error("-p needs -a USER");

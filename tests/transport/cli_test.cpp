@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <set>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -48,7 +49,9 @@ TEST_CASE("cli: --help explains every option with its default", "[cli]") {
                              "--listen6", "--authuser", "--authpass", "--nat", "--duration", "--csv", "--quiet", "--syslog",
                              "--verbose", "--connection-count", "--local-tx-speed", "--remote-tx-speed", "--tx-size",
                              "--random-data", "--interval", "-4, -6", "--json", "--auth none|md5|ecsrp5", "--ecsrp5",
-                             "--max-sessions", "--udp-port-start", "Default: 2000", "Default: 100", "exit status"})
+                             "--max-sessions", "--udp-port-start", "--max-conn-per-ip", "--max-auth-failures",
+                             "--handshake-timeout", "--idle-timeout", "--max-pending", "Default: 20 (0 = unlimited)",
+                             "Default: 10 (0 = off)", "Default: 64", "Default: 2000", "Default: 100", "exit status"})
         CHECK(contains(out, flag));
 }
 
@@ -368,4 +371,77 @@ TEST_CASE("cli: multi-connection TCP and IPv6 through the binary", "[cli]") {
     CHECK(json_lines(s.out()).at(0)["connections"].number() == 5);
     s.signal(SIGTERM);
     CHECK(s.wait(5s) == 0);
+}
+
+namespace {
+
+// The multi-connection tests RouterOS runs by default (connection-count=20), through the binary,
+// with one authentication method: TCP with 20 connections and UDP with 4 streams, both
+// directions. With -v the client and the server list every connection (or stream); each must
+// have carried data both ways, and the per-connection lines must add up to the totals.
+void multi_connection_run(unsigned slot, const std::vector<std::string>& auth_server, const std::vector<std::string>& auth_client) {
+    const auto ports = loopback::slot(slot);
+    const std::regex total(R"(^(TX|RX)  (\d+\.\d) MB  avg)");
+    const std::regex tcp_conn(R"(^  conn (\d+)\s+TX (\d+\.\d) MB  RX (\d+\.\d) MB  status (\d+) sent / (\d+) received$)");
+    const std::regex udp_stream(R"(^  stream (\d+)\s+RX (\d+\.\d) MB  (\d+) packets  lost (\d+)  jitter .*)");
+    for (const bool udp : {false, true}) {
+        INFO((udp ? "udp" : "tcp"));
+        cli_server s(server_args(ports, auth_server));
+        REQUIRE(s.listening);
+        std::vector<std::string> args = auth_client;
+        for (const char* a : {"-t", "-r", "-v", "-d", "2", "-b", "40M"}) args.emplace_back(a);
+        args.insert(args.end(), {"--connection-count", udp ? "4" : "20"});
+        if (udp) args.emplace_back("-u");
+        process c(client_args(ports, args));
+        REQUIRE(c.wait(20s) == 0);
+        const auto out = c.out();
+        CHECK(contains(out, std::string("--- summary: ") + (udp ? "udp both, 4 streams" : "tcp both, 20 connections")));
+        double tx_total = 0, rx_total = 0, tx_sum = 0, rx_sum = 0;
+        int conns = 0;
+        std::set<unsigned> seen;
+        for (const auto& l : c.out_lines()) {
+            std::smatch m;
+            if (std::regex_search(l, m, total)) (m[1] == "TX" ? tx_total : rx_total) = std::stod(m[2]);
+            if (!udp && std::regex_match(l, m, tcp_conn)) {
+                ++conns;
+                seen.insert(static_cast<unsigned>(std::stoul(m[1])));
+                CHECK(std::stod(m[2]) > 0);
+                CHECK(std::stod(m[3]) > 0);
+                CHECK(std::stoul(m[4]) >= 1);  // every connection carries its own STATUS (§7.6)
+                tx_sum += std::stod(m[2]);
+                rx_sum += std::stod(m[3]);
+            }
+            if (udp && std::regex_match(l, m, udp_stream)) {
+                ++conns;
+                seen.insert(static_cast<unsigned>(std::stoul(m[1])));
+                CHECK(std::stoul(m[3]) > 0);
+                rx_sum += std::stod(m[2]);
+            }
+        }
+        INFO(out);
+        CHECK(conns == (udp ? 4 : 20));
+        CHECK(seen.size() == static_cast<std::size_t>(conns));  // distinct connections / streams
+        CHECK(tx_total > 5);  // 40 Mbit/s for 2 s is 10 MB each way
+        CHECK(rx_total > 5);
+        // The lines are rounded to 0.1 MB each.
+        CHECK(rx_sum == Approx(rx_total).margin(0.05 * (conns + 1)));
+        if (!udp) CHECK(tx_sum == Approx(tx_total).margin(0.05 * (conns + 1)));
+        // The server saw the same test and lists its side the same way.
+        REQUIRE(s.proc.wait_for("--- summary:", 5s, true));
+        CHECK(s.proc.wait_for(udp ? "stream 3 " : "conn 19 ", 2s, true));
+        s.proc.signal(SIGTERM);
+        CHECK(s.proc.wait(5s) == 0);
+    }
+}
+
+} // namespace
+
+TEST_CASE("cli: connection-count 20 TCP and 4 UDP streams both ways, no auth", "[cli][multi]") {
+    multi_connection_run(62, {"-v"}, {});
+}
+TEST_CASE("cli: connection-count 20 TCP and 4 UDP streams both ways, MD5", "[cli][multi]") {
+    multi_connection_run(63, {"-v", "-a", "admin", "-p", "pw", "--auth", "md5"}, {"-a", "admin", "-p", "pw"});
+}
+TEST_CASE("cli: connection-count 20 TCP and 4 UDP streams both ways, EC-SRP5", "[cli][multi]") {
+    multi_connection_run(64, {"-v", "-a", "admin", "-p", "pw", "--auth", "ecsrp5"}, {"-a", "admin", "-p", "pw"});
 }

@@ -12,7 +12,7 @@
 // (server P … and client P+256 …), so tests can run in parallel (ctest -j). Slots in use:
 //   0–35 matrix (asio)   40–49 behaviour (asio)   50–63 CLI   64–99 matrix (posix)
 //   100–109 behaviour (posix)   110–129 cross-transport   130 README example (posix)
-//   131–134 speed measurement (hidden)
+//   131–134 speed measurement (hidden)   135–150 hostile clients (tests/hostile)
 #pragma once
 
 #include <atomic>
@@ -422,6 +422,7 @@ public:
         }
     }
     void signal(int sig) { ::kill(pid_, sig); }
+    pid_t pid() const { return pid_; }
 
     std::string out() const { return slurp(out_path_); }
     std::string err() const { return slurp(err_path_); }

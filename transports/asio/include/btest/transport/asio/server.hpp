@@ -9,7 +9,9 @@
 // is routed by its peer's IP address to one of the N, so a session stays on one thread and a
 // JOIN (which must come from the same IP, §7) always lands on the thread — and the
 // join_registry — of the session it joins. Each thread has its own join registry; the UDP port
-// blocks come from one allocator shared under a mutex (blocks never overlap across threads).
+// blocks come from one allocator shared under a mutex (blocks never overlap across threads), and
+// so do the per-source-IP limits (server_limits.hpp: live connections per IP, failed logins per
+// IP), which are consulted on accept, before HELLO.
 // Observer calls are serialised (never two at once) but come from any of the threads.
 //
 // Thread safety: call start()/stop() from the given io_context's thread (or before run());
@@ -46,6 +48,7 @@
 #include "btest/session/admission.hpp"
 #include "btest/session/join_registry.hpp"
 #include "btest/session/port_blocks.hpp"
+#include "btest/session/server_limits.hpp"
 #include "btest/session/server_session.hpp"
 #include "btest/transport/asio/address.hpp"
 #include "btest/transport/asio/cpu_sampler.hpp"
@@ -66,8 +69,15 @@ struct server_options {
     /// for a COMMAND on a connection accepted as a possible JOIN).
     std::size_t max_sessions = 100;
     port_block_allocator::limits udp_ports{};
-    /// Limits of each io thread's join registry.
+    /// Limits of each io thread's join registry (pending multi-connection tests, §7/§13.10).
     join_registry::limits joins{};
+    /// Live TCP connections from one source IP (every connection counts, JOINs included, until
+    /// its socket closes); beyond it a connection is closed before HELLO. 0: unlimited.
+    std::size_t max_connections_per_ip = 20;
+    /// Failed authentications from one source IP within `window` before that IP is refused
+    /// (closed before HELLO) for `block`. max_failures 0: off.
+    auth_throttle::limits auth_failures{};
+    /// Timeouts (T_hs, T_join, T_idle, T_max: session.limits), auth method, caps.
     server_config session{};
     std::size_t udp_socket_buffer = 4u << 20;
     bool trace_control = false;       ///< report control traffic to the observer (-vv)
@@ -93,7 +103,8 @@ public:
     virtual void on_listening(const net::ip::tcp::endpoint& at) { (void)at; }
     /// A listener could not be opened (and was optional).
     virtual void on_listen_skipped(const net::ip::tcp::endpoint& at, const std::error_code& ec) { (void)at; (void)ec; }
-    /// A connection was refused by a server limit (max_sessions).
+    /// A connection was refused by a server limit: "max sessions reached", "too many
+    /// connections from this address", "too many failed logins from this address".
     virtual void on_refused(const endpoint& peer, const char* why) { (void)peer; (void)why; }
     /// Every session event except connection_handoff (the transport handles that).
     virtual void on_event(const server_test_view& t, const event& ev) { (void)t; (void)ev; }
@@ -111,7 +122,8 @@ public:
     server(net::io_context& ioc, server_options opt, entropy& rng, const auth::credential_store* credentials,
            server_observer& observer)
         : ioc_(ioc), opt_(std::move(opt)), rng_(rng), credentials_(credentials), observer_(observer),
-          ports_(opt_.udp_ports), admission_(session_admission::limits{opt_.max_sessions, 64}) {
+          ports_(opt_.udp_ports), admission_(session_admission::limits{opt_.max_sessions, 64}),
+          ip_limits_(std::make_shared<ip_limits>(opt_.max_connections_per_ip, opt_.auth_failures)) {
         opt_.threads = std::max<std::size_t>(opt_.threads, 1);
         multi_ = opt_.threads > 1;
         auto& burst = opt_.session.udp.burst_max;
@@ -218,6 +230,11 @@ public:
     }
     /// io threads (including the constructor's io_context).
     std::size_t threads() const noexcept { return shards_.size(); }
+    /// Live TCP connections from `ip` as the per-IP limit counts them.
+    std::size_t connections_from(const ip_address& ip) const {
+        std::lock_guard<std::mutex> lk(ip_limits_->m);
+        return ip_limits_->conns.count(ip);
+    }
     /// Sessions alive on each io thread (index 0: the constructor's io_context).
     std::vector<std::size_t> sessions_per_thread() const {
         std::vector<std::size_t> v;
@@ -295,6 +312,15 @@ private:
         const data_plane_options& dp_;
         net::ip::address local_;
         std::map<std::uint16_t, std::shared_ptr<detail::udp_link>> bound_;
+    };
+
+    /// The per-source-IP limits, shared by the threads (under `m`) and by the accepted
+    /// connections, whose last reference gives their count back (it may outlive the server).
+    struct ip_limits {
+        ip_limits(std::size_t max_per_ip, const auth_throttle::limits& l) : conns(max_per_ip), auth(l) {}
+        std::mutex m;
+        connection_counter conns;
+        auth_throttle auth;
     };
 
     /// A file descriptor in transit between threads; closed if nobody takes it.
@@ -378,6 +404,28 @@ private:
             if (ec) return;
             if (stopped) return;
             const endpoint peer = to_kit(remote);
+            // Per source IP: an address that failed to log in too often, or that holds too many
+            // connections, is closed before HELLO.
+            const char* why = nullptr;
+            {
+                auto& lim = *srv.ip_limits_;
+                std::lock_guard<std::mutex> lk(lim.m);
+                if (lim.auth.blocked(peer.address, clock::now())) why = "too many failed logins from this address";
+                else if (!lim.conns.try_add(peer.address)) why = "too many connections from this address";
+            }
+            if (why) {
+                srv.notify([&] { srv.observer_.on_refused(peer, why); });
+                sock.close(ec);
+                return;
+            }
+            // Counted: from here on the link's last reference gives the count back, whichever
+            // way the connection ends (refused, failed, finished, handed to the test it joins).
+            std::shared_ptr<detail::tcp_link> link(new detail::tcp_link(std::move(sock)),
+                                                   [lim = srv.ip_limits_, ip = peer.address](detail::tcp_link* l) {
+                                                       delete l;
+                                                       std::lock_guard<std::mutex> lk(lim->m);
+                                                       lim->conns.remove(ip);
+                                                   });
             // §12.4: over the limit, close instead of HELLO — unless this may be a JOIN of a test
             // waiting for its connections (then the COMMAND check in admit() applies).
             session_admission::ticket ticket;
@@ -388,10 +436,10 @@ private:
             }
             if (!admitted) {
                 srv.notify([&] { srv.observer_.on_refused(peer, "max sessions reached"); });
-                sock.close(ec);
+                link->close();
                 return;
             }
-            sock.set_option(net::ip::tcp::no_delay(true), ec);
+            link->sock.set_option(net::ip::tcp::no_delay(true), ec);
             auto d = std::make_shared<session_driver>(*this, ++srv.next_id_, remote.address(), peer, local.address(),
                                                       clock::now());
             d->ticket_ = ticket;
@@ -400,7 +448,7 @@ private:
                     if (auto s = w.lock()) srv.notify([&] { srv.observer_.on_control(s->view(), conn, sent, b); });
                 });
             }
-            d->attach(0, std::make_shared<detail::tcp_link>(std::move(sock)));
+            d->attach(0, std::move(link));
             drivers[&d->session()] = d;
             live.fetch_add(1, std::memory_order_relaxed);
             srv.live_.fetch_add(1);
@@ -457,6 +505,11 @@ private:
                 sh_.handoff(*this, *h);
                 retire();
                 return;
+            }
+            if (auto* a = std::get_if<auth_result>(&ev); a && !a->ok) {
+                auto& lim = *srv_.ip_limits_;
+                std::lock_guard<std::mutex> lk(lim.m);
+                lim.auth.record_failure(peer_.address, clock::now());
             }
             if (auto* t = std::get_if<test_started>(&ev); t && t->proto == protocol::udp) {
                 if (auto u = sh_.pool.socket(session_->udp_port())) udp_.push_back(std::move(u));
@@ -582,6 +635,7 @@ private:
     std::atomic<std::size_t> live_{0};
     std::mutex admission_mutex_;
     session_admission admission_;   // §12.4 over all threads, under admission_mutex_
+    std::shared_ptr<ip_limits> ip_limits_;  // per source IP, over all threads, under its mutex
     std::atomic<std::uint64_t> next_id_{0};
     std::vector<std::shared_ptr<net::ip::tcp::acceptor>> acceptors_;
     std::vector<std::unique_ptr<shard>> shards_;
