@@ -240,4 +240,58 @@ void wrong_password(unsigned slot) {
     }
 }
 
+/// Per source IP: with max_connections_per_ip = 1 a second test from the same address is
+/// closed before HELLO while the first runs, and admitted once it is over; after
+/// auth_failures.max_failures failed logins the address is refused even with the right password.
+template <class S, class C = S>
+void per_ip_limits(unsigned slot) {
+    const auto p = loopback::slot(slot);
+    {
+        auto so = server_on<S>(p);
+        so.max_connections_per_ip = 1;
+        loopback::rig<S, C> rig(so);
+        REQUIRE_FALSE(rig.start());
+        auto& a = rig.add_client(client_to<C>(p, btest::protocol::tcp, btest::direction::both, 20'000'000, 1500ms));
+        REQUIRE(rig.run_until([&] { return !rig.log().tests.empty() && rig.log().tests.begin()->second.started; }, 5s));
+        auto& b = rig.add_client(client_to<C>(p, btest::protocol::udp, btest::direction::receive, 10'000'000, 1000ms));
+        REQUIRE(rig.run_until([&] { return b.done; }, 5s));
+        REQUIRE(b.summary);
+        CHECK_FALSE(b.summary->started);
+        CHECK(b.summary->error == btest::errc::peer_closed);
+        CHECK(rig.on_server([&] { return rig.log().refused; }) == 1);
+        REQUIRE(rig.run_until([&] { return a.done && rig.server().live_sessions() == 0; }, 5s));
+        REQUIRE(a.summary);
+        CHECK(a.summary->reason == btest::end_reason::completed);
+        auto& c = rig.add_client(client_to<C>(p, btest::protocol::tcp, btest::direction::receive, 10'000'000, 500ms));
+        REQUIRE(rig.run_until([&] { return c.done; }, 5s));
+        REQUIRE(c.summary);
+        CHECK(c.summary->reason == btest::end_reason::completed);
+    }
+    {
+        auto so = server_on<S>(p);
+        so.session.auth = btest::auth_method::md5;
+        so.auth_failures.max_failures = 2;
+        loopback::rig<S, C> rig(so, {{"admin", "s3cret"}});
+        REQUIRE_FALSE(rig.start());
+        auto attempt = [&](const char* password) -> std::optional<btest::test_summary> {
+            auto co = client_to<C>(p, btest::protocol::tcp, btest::direction::receive, 10'000'000, 500ms);
+            co.session.user = "admin";
+            co.session.password = password;
+            auto& c = rig.add_client(co);
+            if (!rig.run_until([&] { return c.done; }, 5s)) return std::nullopt;
+            return c.summary;
+        };
+        for (int i = 0; i < 2; ++i) {
+            const auto r = attempt("wrong");
+            REQUIRE(r);
+            CHECK(r->error == btest::errc::auth_failed);
+        }
+        const auto blocked = attempt("s3cret");
+        REQUIRE(blocked);
+        CHECK_FALSE(blocked->started);
+        CHECK(blocked->error == btest::errc::peer_closed);  // closed before HELLO
+        CHECK(rig.on_server([&] { return rig.log().refused; }) == 1);
+    }
+}
+
 } // namespace behaviour

@@ -1,7 +1,7 @@
 // Each transport over loopback beyond the matrix (client and server of the same transport):
 // rate accuracy and CPU samples, many tests at once with port reuse, multi-connection TCP and
 // multi-stream UDP, a server that stops mid-test, nobody listening, max sessions, a wrong
-// password.
+// password, the per-IP limits.
 #include "behaviour.hpp"
 
 using btest::protocol;
@@ -33,7 +33,11 @@ using btest::protocol;
     }                                                                                                                \
     TEST_CASE("transport: " #T " a wrong password (MD5, EC-SRP5) ends the client with auth_failed", "[auth][" #T "]") { \
         behaviour::wrong_password<loopback::T##_transport>(SLOT + 7);                                                \
+    }                                                                                                                \
+    TEST_CASE("transport: " #T " per-IP connection limit and failed-login throttle refuse before HELLO",             \
+              "[limits][" #T "]") {                                                                                  \
+        behaviour::per_ip_limits<loopback::T##_transport>(SLOT + 8);                                                 \
     }
 
-BTEST_BEHAVIOUR(asio, 40)    // slots 40–47
-BTEST_BEHAVIOUR(posix, 100)  // slots 100–107
+BTEST_BEHAVIOUR(asio, 40)    // slots 40–48
+BTEST_BEHAVIOUR(posix, 100)  // slots 100–108

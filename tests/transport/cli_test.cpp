@@ -437,11 +437,11 @@ void multi_connection_run(unsigned slot, const std::vector<std::string>& auth_se
 } // namespace
 
 TEST_CASE("cli: connection-count 20 TCP and 4 UDP streams both ways, no auth", "[cli][multi]") {
-    multi_connection_run(62, {"-v"}, {});
+    multi_connection_run(36, {"-v"}, {});
 }
 TEST_CASE("cli: connection-count 20 TCP and 4 UDP streams both ways, MD5", "[cli][multi]") {
-    multi_connection_run(63, {"-v", "-a", "admin", "-p", "pw", "--auth", "md5"}, {"-a", "admin", "-p", "pw"});
+    multi_connection_run(37, {"-v", "-a", "admin", "-p", "pw", "--auth", "md5"}, {"-a", "admin", "-p", "pw"});
 }
 TEST_CASE("cli: connection-count 20 TCP and 4 UDP streams both ways, EC-SRP5", "[cli][multi]") {
-    multi_connection_run(64, {"-v", "-a", "admin", "-p", "pw", "--auth", "ecsrp5"}, {"-a", "admin", "-p", "pw"});
+    multi_connection_run(38, {"-v", "-a", "admin", "-p", "pw", "--auth", "ecsrp5"}, {"-a", "admin", "-p", "pw"});
 }

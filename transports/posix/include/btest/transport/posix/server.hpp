@@ -30,6 +30,7 @@
 #include "btest/auth/credentials.hpp"
 #include "btest/core/entropy.hpp"
 #include "btest/session/admission.hpp"
+#include "btest/session/server_limits.hpp"
 #include "btest/session/join_registry.hpp"
 #include "btest/session/port_blocks.hpp"
 #include "btest/session/server_session.hpp"
@@ -56,6 +57,12 @@ struct server_options {
     std::size_t max_sessions = 100;
     port_block_allocator::limits udp_ports{};
     join_registry::limits joins{};
+    /// Live TCP connections from one source IP (every connection counts, JOINs included, until
+    /// its socket closes); beyond it a connection is closed before HELLO. 0: unlimited.
+    std::size_t max_connections_per_ip = 20;
+    /// Failed authentications from one source IP within `window` before that IP is refused
+    /// (closed before HELLO) for `block`. max_failures 0: off.
+    auth_throttle::limits auth_failures{};
     server_config session{};
     std::size_t udp_socket_buffer = 4u << 20;
     /// UDP test sockets: consecutive equal datagrams to one destination leave as one UDP GSO
@@ -87,7 +94,8 @@ public:
     virtual void on_listening(const endpoint& at) { (void)at; }
     /// A listener could not be opened (and was optional).
     virtual void on_listen_skipped(const endpoint& at, const std::error_code& ec) { (void)at; (void)ec; }
-    /// A connection was refused by a server limit (max_sessions).
+    /// A connection was refused by a server limit: "max sessions reached", "too many
+    /// connections from this address", "too many failed logins from this address".
     virtual void on_refused(const endpoint& peer, const char* why) { (void)peer; (void)why; }
     /// Every session event except connection_handoff (the transport handles that).
     virtual void on_event(const server_test_view& t, const event& ev) { (void)t; (void)ev; }
@@ -104,7 +112,8 @@ public:
     server(event_loop& loop, server_options opt, entropy& rng, const auth::credential_store* credentials,
            server_observer& observer)
         : loop_(loop), opt_(std::move(opt)), rng_(rng), observer_(observer), joins_(opt_.joins),
-          admission_({opt_.max_sessions, 64}), pool_(loop_, opt_.udp_ports, {opt_.udp_socket_buffer, opt_.udp_gso, opt_.udp_gro}),
+          admission_({opt_.max_sessions, 64}), ip_connections_(opt_.max_connections_per_ip),
+          auth_throttle_(opt_.auth_failures), pool_(loop_, opt_.udp_ports, {opt_.udp_socket_buffer, opt_.udp_gso, opt_.udp_gro}),
           services_{rng_, credentials, &pool_, &joins_, {}}, cpu_timer_(loop_, [this] { tick_cpu(); }) {
         rng_.fill(services_.secret);
         opt_.session.udp.burst_max = std::max(opt_.session.udp.burst_max, opt_.min_udp_burst);
@@ -277,6 +286,8 @@ private:
                 retire();
                 return;
             }
+            if (auto* a = std::get_if<auth_result>(&ev); a && !a->ok)
+                srv_.auth_throttle_.record_failure(peer_.address, clock::now());
             if (auto* t = std::get_if<test_started>(&ev); t && t->proto == protocol::udp) {
                 if (auto u = srv_.pool_.socket(session_->udp_port())) add_udp(std::move(u));
             }
@@ -336,13 +347,26 @@ private:
             return;
         }
         const endpoint peer = to_kit(peer_addr);
+        // Per source IP: an address that failed to log in too often, or that holds too many
+        // connections, is closed before HELLO.
+        const char* why = nullptr;
+        if (auth_throttle_.blocked(peer.address, clock::now())) why = "too many failed logins from this address";
+        else if (!ip_connections_.try_add(peer.address)) why = "too many connections from this address";
+        if (why) {
+            observer_.on_refused(peer, why);
+            ::close(fd);
+            return;
+        }
+        // Counted: the link gives the count back when it is destroyed, whichever way the
+        // connection ends (refused, failed, finished, handed to the test it joins).
+        auto link = std::make_unique<detail::tcp_link>(loop_, fd);
+        link->on_destroy = [this, ip = peer.address] { ip_connections_.remove(ip); };
         session_admission::ticket t;
         // §12.4: over the limit, close instead of HELLO — unless this may be a JOIN of a test
         // waiting for its connections (then the COMMAND check in admit() applies).
         if (!admission_.admit_connection(peer.address, joins_, t)) {
             observer_.on_refused(peer, "max sessions reached");
-            ::close(fd);
-            return;
+            return;  // (the link closes the descriptor)
         }
         detail::set_nodelay(fd);
         auto d = std::make_shared<session_driver>(*this, ++next_id_, peer_addr, *local, clock::now());
@@ -352,7 +376,7 @@ private:
                 observer_.on_control(s->view(), conn, sent, b);
             });
         }
-        d->attach(0, std::make_unique<detail::tcp_link>(loop_, fd));
+        d->attach(0, std::move(link));
         drivers_[&d->session()] = d;
         d->pump();
     }
@@ -384,6 +408,9 @@ private:
     server_observer& observer_;
     join_registry joins_;
     session_admission admission_;
+    // Per source IP (before drivers_: the links they own give their counts back on destruction).
+    connection_counter ip_connections_;
+    auth_throttle auth_throttle_;
     udp_pool pool_;
     server_services services_;
     std::vector<std::unique_ptr<listener>> listeners_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -65,10 +66,14 @@ struct tcp_link {
     tcp_link(event_loop& l, int descriptor) : loop(l), fd(descriptor) {}
     tcp_link(const tcp_link&) = delete;
     tcp_link& operator=(const tcp_link&) = delete;
-    ~tcp_link() { close(); }
+    ~tcp_link() {
+        close();
+        if (on_destroy) on_destroy();
+    }
 
     event_loop& loop;
     int fd;
+    std::function<void()> on_destroy;  ///< e.g. gives a per-IP connection count back
     watch_id watch;
     std::uint32_t interest = 0;
     std::unique_ptr<std::byte[]> rbuf{new std::byte[read_buffer_size]};
