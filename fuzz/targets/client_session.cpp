@@ -147,7 +147,6 @@ private:
         case op::connection_failed:
             // Only what a transport does: one call per connection the session asked for.
             if (extra_used_ >= extra_asked_) return;
-            if (fuzz::work_around_extra_after_finish && (s_->finished())) return;
             ++extra_used_;
             check_->before();
             if (o == op::add_connection) {

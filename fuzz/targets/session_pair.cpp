@@ -222,7 +222,6 @@ private:
         case op::connect_extra:
         case op::extra_failed: {
             if (extra_used_ >= extra_asked_) return;
-            if (fuzz::work_around_extra_after_finish && (c_->finished())) return;
             ++extra_used_;
             ccheck_->before();
             client = true;

@@ -199,45 +199,14 @@ inline std::size_t read_out_size(FuzzedDataProvider& in) {
     }
 }
 
-// ---- workarounds for open kit bugs ------------------------------------------------------------
-
-// Each workaround below keeps a target running past a kit bug it found (the bug's minimised input
-// is in fuzz/regressions/). Build with -DBTEST_FUZZ_WORKAROUNDS=0 to turn them all off: the
-// regression inputs then reproduce the bugs (the memcpy one under UBSan). Remove a workaround
-// once its bug is fixed.
-#ifndef BTEST_FUZZ_WORKAROUNDS
-#define BTEST_FUZZ_WORKAROUNDS 1
-#endif
-
 // ---- output buffers ----------------------------------------------------------------------
-
-/// Kit bug found by these targets (regressions/*/write-to-empty-buffer-memcpy-null):
-/// session_core::write_to() hands out.data() to memcpy even when it copies nothing, and a
-/// zero-length buffer may have a null data() (an empty std::vector, a default std::span): that
-/// is undefined behaviour. While the kit is unfixed the targets give zero-length buffers a valid
-/// pointer.
-inline constexpr bool work_around_null_empty_buffer = BTEST_FUZZ_WORKAROUNDS != 0;
-
-/// Kit bug (regressions/server_session/begin-test-resets-opaque-scanner): begin_test() replaces
-/// the scanner of every connection in the test, so bytes that arrived before the test started
-/// (the primary after an OK-with-token, a joined connection waiting for the others) are scanned
-/// with a zero-fill scanner whose state is then thrown away: connection_stats::opaque goes back
-/// to false, a partial STATUS record is lost, and with random data negotiated a spurious "peer
-/// data not zero-filled" notice is emitted. While unfixed, the "opaque stays set" check is off.
-inline constexpr bool work_around_opaque_reset = BTEST_FUZZ_WORKAROUNDS != 0;
-
-/// Kit bug (regressions/client_session/connection-failed-after-stop-restarts-test):
-/// client_session::connection_failed() after the session finished calls begin_test(): running() becomes true again and test_started follows
-/// session_closed. While unfixed the targets do not report extra connections to a finished
-/// client (a transport whose connect completes after a stop() would).
-inline constexpr bool work_around_extra_after_finish = BTEST_FUZZ_WORKAROUNDS != 0;
 
 /// The buffer handed to write_to()/next_datagram(): exactly `n` bytes long, so that a write past
 /// its end is a heap overflow AddressSanitizer reports.
 class out_buffer {
 public:
     std::span<std::byte> get(std::size_t n) {
-        if (n == 0 && !work_around_null_empty_buffer) return {};
+        if (n == 0) return {};  // (no storage: the kit must not touch data())
         buf_ = std::make_unique<std::byte[]>(std::max<std::size_t>(n, 1));
         return {buf_.get(), n};
     }
@@ -421,7 +390,7 @@ private:
                 FUZZ_CHECK(c.rx_bytes >= p.rx_bytes);
                 FUZZ_CHECK(c.status_sent >= p.status_sent);
                 FUZZ_CHECK(c.status_received >= p.status_received);
-                if (p.opaque && !work_around_opaque_reset) FUZZ_CHECK(c.opaque);
+                if (p.opaque) FUZZ_CHECK(c.opaque);
                 conns_[i] = c;
             } else {
                 conns_.push_back(c);

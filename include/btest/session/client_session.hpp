@@ -313,6 +313,7 @@ private:
     }
 
     void join_expired(time_point now) override { start_joined(now); }
+    bool random_fill() const noexcept override { return cfg_.random_data; }
 
     void on_extra_connection_lost(std::uint32_t conn, time_point now) override {
         (void)conn;

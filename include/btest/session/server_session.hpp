@@ -290,6 +290,7 @@ private:
     }
 
     void join_expired(time_point now) override { start_tcp(now); }
+    bool random_fill() const noexcept override { return cmd_ && cmd_->random_data; }
 
     detail::test_params params() const {
         const auto& cmd = *cmd_;

@@ -41,6 +41,14 @@ public:
     explicit tcp_scanner(mode m = mode::zero_fill) noexcept : opaque_(m == mode::opaque), control_only_(m == mode::control_only) {}
 
     bool opaque() const noexcept { return opaque_; }
+    /// Inside a STATUS record (some of its 12 bytes seen).
+    bool in_record() const noexcept { return record_.size() > 0; }
+    /// From now on every byte is data (a random-fill stream; not for control_only).
+    void make_opaque() noexcept {
+        if (control_only_) return;
+        opaque_ = true;
+        record_.clear();
+    }
 
     /// Processes a prefix of `in`: stops after one completed STATUS, at an error, or at the
     /// end of the input. Never reads past `in`.

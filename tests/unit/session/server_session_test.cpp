@@ -365,3 +365,58 @@ TEST_CASE("server: refuse() ends a test at a server limit before its OK word goe
     CHECK(s.write_to(0, {}, out) == 0);
     CHECK(r.pool.released == std::vector<std::uint16_t>{2001});
 }
+
+TEST_CASE("server: data that arrives before a multi-connection test starts stays with the test") {
+    // A random-fill upload over 3 connections: the client's primary starts sending at the OK
+    // word, before the JOINs (or T_join) start the test. Those bytes count for the test, the
+    // stream stays opaque when the test starts, and random data is no "not zero-filled" notice.
+    server_rig r;
+    r.pattern = test::unhex("9c4e");
+    r.start();
+    auto& s = r.session();
+    time_point now{};
+    std::array<std::byte, 64> out{};
+    REQUIRE(s.write_to(0, now, out) == 4);  // HELLO
+    s.feed(0, now, test::unhex("01 01 00 03 00 80 00 00 00 00 00 00 00 00 00 00"));  // random fill
+    REQUIRE(s.write_to(0, now, out) == 4);
+    CHECK(test::hex(std::span(out).first(4)) == "019c4e00");
+    const std::vector<std::byte> random(100, std::byte{0xab});
+    s.feed(0, now, random);
+    CHECK_FALSE(s.running());
+    now += 10s;  // T_join with no JOIN: the test starts with the primary
+    s.on_timer(now);
+    REQUIRE(s.running());
+    CHECK(s.conn_stats(0).opaque);
+    CHECK(s.conn_stats(0).rx_bytes == 100);
+    s.feed(0, now, random);
+    CHECK(s.conn_stats(0).rx_bytes == 200);
+    CHECK(s.summary(now).rx.bytes == 200);
+    bool started = false;
+    while (auto ev = s.poll_event()) {
+        CHECK_FALSE(std::holds_alternative<notice>(*ev));
+        started = started || std::holds_alternative<test_started>(*ev);
+    }
+    CHECK(started);
+}
+
+TEST_CASE("server: a STATUS record split across the start of a multi-connection test is kept") {
+    // Zero fill, client receives over 2 connections: the client's first STATUS on the primary
+    // arrives in two pieces, the first before the test starts (T_join), the rest after.
+    server_rig r;
+    r.pattern = test::unhex("9c4e");
+    r.start();
+    auto& s = r.session();
+    time_point now{};
+    std::array<std::byte, 64> out{};
+    REQUIRE(s.write_to(0, now, out) == 4);
+    s.feed(0, now, test::unhex("01 02 01 02 00 80 00 00 00 00 00 00 00 00 00 00"));
+    REQUIRE(s.write_to(0, now, out) == 4);
+    s.feed(0, now, test::unhex("07 80 00 00 01"));
+    now += 10s;
+    s.on_timer(now);
+    REQUIRE(s.running());
+    s.feed(0, now, test::unhex("00 00 00 e8 03 00 00"));
+    CHECK(s.conn_stats(0).status_received == 1);
+    CHECK(s.conn_stats(0).peer_bytes == 1000u);
+    CHECK_FALSE(s.conn_stats(0).opaque);
+}

@@ -319,6 +319,9 @@ protected:
     virtual void on_extra_connection_lost(std::uint32_t conn, time_point now) { (void)conn; fail(now, errc::peer_closed); }
     /// T_join expired.
     virtual void join_expired(time_point now) { (void)now; }
+    /// Random fill negotiated for the test (known from the COMMAND before the test starts):
+    /// the peer's stream is then not expected to be zero-filled.
+    virtual bool random_fill() const noexcept { return false; }
     /// Release ports/sockets and registrations; called exactly once, when the session ends.
     virtual void release(time_point now) { (void)now; }
 
@@ -478,8 +481,14 @@ protected:
                 c.tx_data = we_send;
                 c.rx_data = peer_sends;
                 c.sends_status = peer_sends;  // the receiving side reports (§9.3)
-                c.scanner = tcp_scanner(p.random_data && peer_sends ? tcp_scanner::mode::opaque
-                                                                     : tcp_scanner::mode::zero_fill);
+                // A connection that already received data (the primary after an OK with a token,
+                // a joined connection waiting for the others) keeps its scanner: its state (a
+                // partial STATUS record, an opaque stream) is part of the same test.
+                if (c.stats.rx_bytes == 0 && c.stats.status_received == 0 && !c.scanner.opaque() && !c.scanner.in_record())
+                    c.scanner = tcp_scanner(p.random_data && peer_sends ? tcp_scanner::mode::opaque
+                                                                         : tcp_scanner::mode::zero_fill);
+                else if (p.random_data && peer_sends)
+                    c.scanner.make_opaque();
                 c.stats.opaque = c.scanner.opaque();
                 c.pacer = pacing::pacer(udp_cfg_.burst_max);
                 c.pacer.set_rate(per_conn, p.tcp_chunk, now);
@@ -571,7 +580,7 @@ private:
             }
             if (r.became_opaque) {
                 c.stats.opaque = true;
-                events_.push(notice{make_error_code(errc::protocol_error), "peer data not zero-filled"});
+                if (!random_fill()) events_.push(notice{make_error_code(errc::protocol_error), "peer data not zero-filled"});
             }
             if (r.protocol_error) {
                 fail(now, errc::protocol_error);
