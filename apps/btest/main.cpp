@@ -439,19 +439,32 @@ private:
     printer::test_info info_;
 };
 
+/// Opens --csv and --syslog; false (after saying why on stderr) when one cannot be opened.
+bool open_outputs(const options& opt, csv_file& csv, syslog_sender& syslog) {
+    std::string err;
+    if (!opt.csv_path.empty() && !csv.open(opt.csv_path, err)) {
+        std::fprintf(stderr, "btest: cannot open %s: %s\n", opt.csv_path.c_str(), err.c_str());
+        return false;
+    }
+    if (!opt.syslog.empty() && !syslog.open(opt.syslog, err)) {
+        std::fprintf(stderr, "btest: %s\n", err.c_str());
+        return false;
+    }
+    return true;
+}
+
+/// --no-gso, --no-gro, --timer-granularity (both modes).
+void apply_data_plane(const options& opt, bta::data_plane_options& dp) {
+    dp.udp_gso = !opt.no_gso;
+    dp.udp_gro = !opt.no_gro;
+    if (opt.timer_granularity_us) dp.timer_granularity = std::chrono::microseconds(*opt.timer_granularity_us);
+}
+
 int run_client(const options& opt) {
     boost::asio::io_context ioc(1);
     csv_file csv;
     syslog_sender syslog(ioc);
-    std::string err;
-    if (!opt.csv_path.empty() && !csv.open(opt.csv_path, err)) {
-        std::fprintf(stderr, "btest: cannot open %s: %s\n", opt.csv_path.c_str(), err.c_str());
-        return exit_usage;
-    }
-    if (!opt.syslog.empty() && !syslog.open(opt.syslog, err)) {
-        std::fprintf(stderr, "btest: %s\n", err.c_str());
-        return exit_usage;
-    }
+    if (!open_outputs(opt, csv, syslog)) return exit_usage;
     printer p{opt, &csv, &syslog, "client"};
 
     bta::client_options co;
@@ -459,9 +472,7 @@ int run_client(const options& opt) {
     co.port = opt.port;
     co.family = opt.only_v4 ? bta::family_preference::v4 : opt.only_v6 ? bta::family_preference::v6 : bta::family_preference::any;
     co.trace_control = opt.verbose >= 2;
-    co.data_plane.udp_gso = !opt.no_gso;
-    co.data_plane.udp_gro = !opt.no_gro;
-    if (opt.timer_granularity_us) co.data_plane.timer_granularity = std::chrono::microseconds(*opt.timer_granularity_us);
+    apply_data_plane(opt, co.data_plane);
     auto& c = co.session;
     c.proto = opt.udp ? btest::protocol::udp : btest::protocol::tcp;
     c.dir = opt.transmit && opt.receive ? btest::direction::both
@@ -592,15 +603,7 @@ int run_server(const options& opt) {
     boost::asio::io_context ioc(1);
     csv_file csv;
     syslog_sender syslog(ioc);
-    std::string err;
-    if (!opt.csv_path.empty() && !csv.open(opt.csv_path, err)) {
-        std::fprintf(stderr, "btest: cannot open %s: %s\n", opt.csv_path.c_str(), err.c_str());
-        return exit_usage;
-    }
-    if (!opt.syslog.empty() && !syslog.open(opt.syslog, err)) {
-        std::fprintf(stderr, "btest: %s\n", err.c_str());
-        return exit_usage;
-    }
+    if (!open_outputs(opt, csv, syslog)) return exit_usage;
     printer p{opt, &csv, &syslog, "server"};
 
     bta::server_options so;
@@ -613,9 +616,7 @@ int run_server(const options& opt) {
     if (opt.max_pending) so.joins.max_pending = *opt.max_pending;
     so.trace_control = opt.verbose >= 2;
     so.threads = opt.threads.value_or(std::max(1u, std::thread::hardware_concurrency()));
-    so.data_plane.udp_gso = !opt.no_gso;
-    so.data_plane.udp_gro = !opt.no_gro;
-    if (opt.timer_granularity_us) so.data_plane.timer_granularity = std::chrono::microseconds(*opt.timer_granularity_us);
+    apply_data_plane(opt, so.data_plane);
     so.udp_ports.base = opt.udp_port_start;
     if (opt.udp_port_end) so.udp_ports.last = *opt.udp_port_end;
     auto parse_addr = [&](const std::string& s, bool v6) -> std::optional<boost::asio::ip::address> {
