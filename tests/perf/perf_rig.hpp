@@ -29,6 +29,7 @@
 #include "btest/core/entropy.hpp"
 #include "btest/transport/asio/client.hpp"
 #include "btest/transport/asio/server.hpp"
+#include "loopback.hpp"
 
 namespace perf {
 
@@ -180,30 +181,10 @@ public:
     /// `limit` passes; returns done().
     bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit,
                    const std::function<void()>& tick = {}) {
-        const auto end = std::chrono::steady_clock::now() + limit;
-        bool ok = false;
-        net::steady_timer t(ioc_);
-        std::function<void()> check = [&] {
+        return loopback::asio_transport::run_until(ioc_, [&] {
             if (tick) tick();
-            if (done()) {
-                ok = true;
-                ioc_.stop();
-                return;
-            }
-            if (std::chrono::steady_clock::now() >= end) {
-                ioc_.stop();
-                return;
-            }
-            t.expires_after(20ms);
-            t.async_wait([&](const boost::system::error_code& ec) {
-                if (!ec) check();
-            });
-        };
-        ioc_.restart();
-        check();
-        if (!ok) ioc_.run();
-        ioc_.restart();
-        return ok;
+            return done();
+        }, limit);
     }
     bool clients_done() const {
         for (const auto& e : clients_)
