@@ -221,12 +221,17 @@ private:
             if (seen.size() > 16 && seen.size() >= 17u + seen[16]) {
                 std::vector<std::byte> payload(seen[16]);
                 for (std::size_t i = 0; i < payload.size(); ++i) payload[i] = std::byte(seen[17 + i]);
-                if (auto m1 = wire::decode_ecsrp5_msg1(payload)) {
+                if (!msg2_.empty()) {
+                    // The client sends one MSG1 per session: a second request replays the
+                    // answer (as a confused server would) instead of paying for the ladders again.
+                    out = msg2_;
+                } else if (auto m1 = wire::decode_ecsrp5_msg1(payload)) {
                     const auto& store = fuzz::credentials();
                     auto rec = store.ecsrp5_prepared(m1->username);
                     if (!rec) rec = *auth::ec_srp5::prepare(auth::ec_srp5::fake_record(m1->username, secret_));
                     server_ex_ = std::make_unique<auth::ec_srp5::server_exchange>(rng_);
                     if (auto m2 = server_ex_->on_msg1(*m1, *rec)) put(wire::encode_ecsrp5_msg2(*m2));
+                    msg2_ = out;
                 }
             }
             if (out.empty()) {
@@ -280,6 +285,7 @@ private:
     std::unique_ptr<client_session> s_;
     std::unique_ptr<fuzz::checker<client_session>> check_;
     std::unique_ptr<auth::ec_srp5::server_exchange> server_ex_;
+    std::vector<std::uint8_t> msg2_;  ///< the answer to the client's MSG1, once computed
     std::array<std::byte, 32> secret_{};
     std::vector<std::vector<std::uint8_t>> seen_;  ///< first bytes the client wrote, per connection
     fuzz::out_buffer out_;

@@ -19,6 +19,25 @@
 
 #include <btest/core/entropy.hpp>
 
+// Manual poisoning where AddressSanitizer is on (clang's __has_feature, gcc's macro); no-ops in
+// the g++ replay builds.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUZZ_HAS_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__) && !defined(FUZZ_HAS_ASAN)
+#define FUZZ_HAS_ASAN 1
+#endif
+#ifdef FUZZ_HAS_ASAN
+#include <sanitizer/asan_interface.h>
+#define FUZZ_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define FUZZ_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define FUZZ_POISON(p, n) ((void)(p), (void)(n))
+#define FUZZ_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
 namespace fuzz {
 
 [[noreturn]] inline void violated(const char* what, const char* file, int line) {
