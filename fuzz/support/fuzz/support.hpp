@@ -88,6 +88,53 @@ private:
     std::unique_ptr<std::byte[]> data_;
 };
 
+/// What exact_copy checks, for inputs too large to allocate afresh on every call (a harness that
+/// feeds hundreds of kilobytes at a time spends its time in page faults): one block kept for
+/// the whole process, of which only the bytes being fed are addressable while a `held` lives.
+/// The rest of the block, and all of it once the `held` is gone, is poisoned, so a read past the
+/// end or a span kept after the call is an ASan report, as with a freed exact_copy.
+class reused_copy {
+public:
+    class held {
+    public:
+        held(reused_copy& owner, std::span<const std::byte> bytes) : owner_(owner), size_(bytes.size()) {
+            owner_.reserve(size_);
+            FUZZ_UNPOISON(owner_.buf_.get(), size_);
+            if (size_) std::memcpy(owner_.buf_.get(), bytes.data(), size_);
+        }
+        held(const held&) = delete;
+        held& operator=(const held&) = delete;
+        ~held() { FUZZ_POISON(owner_.buf_.get(), size_); }
+        std::span<const std::byte> span() const noexcept { return {owner_.buf_.get(), size_}; }
+
+    private:
+        reused_copy& owner_;
+        std::size_t size_;
+    };
+
+    reused_copy() = default;
+    reused_copy(const reused_copy&) = delete;
+    reused_copy& operator=(const reused_copy&) = delete;
+    ~reused_copy() { FUZZ_UNPOISON(buf_.get(), cap_); }
+
+    held hold(std::span<const std::byte> bytes) { return held(*this, bytes); }
+    held hold(const std::uint8_t* data, std::size_t size) {
+        return hold(std::as_bytes(std::span<const std::uint8_t>(data, size)));
+    }
+
+private:
+    void reserve(std::size_t n) {
+        if (n <= cap_ && buf_) return;
+        FUZZ_UNPOISON(buf_.get(), cap_);
+        cap_ = std::max<std::size_t>({n, 2 * cap_, 1});
+        buf_ = std::make_unique_for_overwrite<std::byte[]>(cap_);
+        FUZZ_POISON(buf_.get(), cap_);
+    }
+
+    std::unique_ptr<std::byte[]> buf_;
+    std::size_t cap_ = 0;
+};
+
 inline std::span<const std::byte> as_bytes(const std::vector<std::uint8_t>& v) noexcept {
     return std::as_bytes(std::span<const std::uint8_t>(v.data(), v.size()));
 }
