@@ -35,6 +35,7 @@ struct socket_state {
     bool open = true;
     std::vector<std::uint8_t> seen;  ///< the first bytes the server wrote on it
     std::unique_ptr<auth::ec_srp5::client_exchange> ec;
+    std::vector<std::uint8_t> msg1;  ///< the MSG1 frame sent for `ec`
 };
 
 struct session_entry {
@@ -274,10 +275,17 @@ private:
         }
         case canned::ec_msg1: {
             const auto l = fuzz::read_login(in_);
+            if (sk.ec) {
+                // A second MSG1 on this socket before MSG3 repeats the first (as a confused
+                // client would) instead of paying for another key generation.
+                out = sk.msg1;
+                break;
+            }
             sk.ec = std::make_unique<auth::ec_srp5::client_exchange>(l.user, l.password, rng_);
             std::array<std::byte, wire::ecsrp5_max_frame> f{};
             const auto n = wire::encode_ecsrp5_msg1(l.user, sk.ec->client_key(), f);
             put(std::span(f).first(n));
+            sk.msg1 = out;
             break;
         }
         case canned::ec_msg3: {
