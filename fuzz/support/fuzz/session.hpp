@@ -202,37 +202,20 @@ inline std::size_t read_out_size(FuzzedDataProvider& in) {
 // ---- output buffers ----------------------------------------------------------------------
 
 /// The buffer handed to write_to()/next_datagram(): exactly `n` bytes usable, so that a write past
-/// its end is an overflow AddressSanitizer reports. One allocation serves every call (a fresh
-/// 64 KiB heap block per call cost the session targets a third of their speed in page faults and
-/// zeroing); the bytes past `n` are poisoned instead, which ASan reports the same way.
+/// its end is an overflow AddressSanitizer reports. A poisoned_block: a fresh 64 KiB heap block
+/// per call cost the session targets a third of their speed in page faults and zeroing.
 class out_buffer {
 public:
-    out_buffer() = default;
-    out_buffer(const out_buffer&) = delete;
-    out_buffer& operator=(const out_buffer&) = delete;
-    ~out_buffer() { unpoison(); }
-
     std::span<std::byte> get(std::size_t n) {
-        if (n == 0) return {};  // (no storage: the kit must not touch data())
-        unpoison();
-        if (n > cap_) {
-            cap_ = std::max(n, std::max(btest::min_write_buffer, btest::max_datagram_payload));
-            buf_ = std::make_unique_for_overwrite<std::byte[]>(cap_);
+        if (n == 0) {  // (no storage: the kit must not touch data())
+            block_.hide();
+            return {};
         }
-        poisoned_ = cap_ - n;
-        if (poisoned_ > 0) FUZZ_POISON(buf_.get() + n, poisoned_);
-        return {buf_.get(), n};
+        return block_.expose(n);
     }
 
 private:
-    void unpoison() noexcept {
-        if (poisoned_ > 0) FUZZ_UNPOISON(buf_.get() + (cap_ - poisoned_), poisoned_);
-        poisoned_ = 0;
-    }
-
-    std::unique_ptr<std::byte[]> buf_;
-    std::size_t cap_ = 0;
-    std::size_t poisoned_ = 0;
+    poisoned_block block_;
 };
 
 // ---- services that check their contracts ----------------------------------------------------

@@ -88,34 +88,60 @@ private:
     std::unique_ptr<std::byte[]> data_;
 };
 
+/// One heap block kept across calls, of which only a prefix is addressable: everything past
+/// expose()'s `n` is ASan-poisoned, so an access past the span handed out is reported as an
+/// access past a fresh exact-size allocation would be, without a new allocation (and its page
+/// faults) per call. hide() poisons it all, so a span kept too long is reported too.
+class poisoned_block {
+public:
+    poisoned_block() = default;
+    poisoned_block(const poisoned_block&) = delete;
+    poisoned_block& operator=(const poisoned_block&) = delete;
+    ~poisoned_block() { FUZZ_UNPOISON(buf_.get(), cap_); }
+
+    std::span<std::byte> expose(std::size_t n) {
+        if (n > cap_) {
+            FUZZ_UNPOISON(buf_.get(), cap_);
+            cap_ = std::max(n, 2 * cap_);
+            buf_ = std::make_unique_for_overwrite<std::byte[]>(cap_);
+            FUZZ_POISON(buf_.get(), cap_);
+            exposed_ = 0;
+        }
+        if (n < exposed_) FUZZ_POISON(buf_.get() + n, exposed_ - n);
+        else FUZZ_UNPOISON(buf_.get(), n);
+        exposed_ = n;
+        return {buf_.get(), n};
+    }
+    void hide() noexcept {
+        FUZZ_POISON(buf_.get(), exposed_);
+        exposed_ = 0;
+    }
+
+private:
+    std::unique_ptr<std::byte[]> buf_;
+    std::size_t cap_ = 0;
+    std::size_t exposed_ = 0;
+};
+
 /// What exact_copy checks, for inputs too large to allocate afresh on every call (a harness that
-/// feeds hundreds of kilobytes at a time spends its time in page faults): one block kept for
-/// the whole process, of which only the bytes being fed are addressable while a `held` lives.
-/// The rest of the block, and all of it once the `held` is gone, is poisoned, so a read past the
-/// end or a span kept after the call is an ASan report, as with a freed exact_copy.
+/// feeds hundreds of kilobytes at a time): a copy in a poisoned_block kept for the whole process,
+/// addressable only while the `held` lives.
 class reused_copy {
 public:
     class held {
     public:
-        held(reused_copy& owner, std::span<const std::byte> bytes) : owner_(owner), size_(bytes.size()) {
-            owner_.reserve(size_);
-            FUZZ_UNPOISON(owner_.buf_.get(), size_);
-            if (size_) std::memcpy(owner_.buf_.get(), bytes.data(), size_);
+        held(reused_copy& owner, std::span<const std::byte> bytes) : owner_(owner), span_(owner.block_.expose(bytes.size())) {
+            if (!bytes.empty()) std::memcpy(span_.data(), bytes.data(), bytes.size());
         }
         held(const held&) = delete;
         held& operator=(const held&) = delete;
-        ~held() { FUZZ_POISON(owner_.buf_.get(), size_); }
-        std::span<const std::byte> span() const noexcept { return {owner_.buf_.get(), size_}; }
+        ~held() { owner_.block_.hide(); }
+        std::span<const std::byte> span() const noexcept { return span_; }
 
     private:
         reused_copy& owner_;
-        std::size_t size_;
+        std::span<std::byte> span_;
     };
-
-    reused_copy() = default;
-    reused_copy(const reused_copy&) = delete;
-    reused_copy& operator=(const reused_copy&) = delete;
-    ~reused_copy() { FUZZ_UNPOISON(buf_.get(), cap_); }
 
     held hold(std::span<const std::byte> bytes) { return held(*this, bytes); }
     held hold(const std::uint8_t* data, std::size_t size) {
@@ -123,16 +149,7 @@ public:
     }
 
 private:
-    void reserve(std::size_t n) {
-        if (n <= cap_ && buf_) return;
-        FUZZ_UNPOISON(buf_.get(), cap_);
-        cap_ = std::max<std::size_t>({n, 2 * cap_, 1});
-        buf_ = std::make_unique_for_overwrite<std::byte[]>(cap_);
-        FUZZ_POISON(buf_.get(), cap_);
-    }
-
-    std::unique_ptr<std::byte[]> buf_;
-    std::size_t cap_ = 0;
+    poisoned_block block_;
 };
 
 inline std::span<const std::byte> as_bytes(const std::vector<std::uint8_t>& v) noexcept {
