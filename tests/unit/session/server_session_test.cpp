@@ -366,20 +366,27 @@ TEST_CASE("server: refuse() ends a test at a server limit before its OK word goe
     CHECK(r.pool.released == std::vector<std::uint16_t>{2001});
 }
 
+/// Runs a server session (accepting pattern 9c4e) through HELLO, `command` and its OK word:
+/// the state in which a multi-connection test waits for its JOINs.
+static server_session& accept_multi(server_rig& r, time_point now, std::string_view command) {
+    r.pattern = test::unhex("9c4e");
+    r.start();
+    auto& s = r.session();
+    std::array<std::byte, 64> out{};
+    REQUIRE(s.write_to(0, now, out) == 4);  // HELLO
+    s.feed(0, now, test::unhex(command));
+    REQUIRE(s.write_to(0, now, out) == 4);
+    CHECK(test::hex(std::span(out).first(4)) == "019c4e00");
+    return s;
+}
+
 TEST_CASE("server: data that arrives before a multi-connection test starts stays with the test") {
     // A random-fill upload over 3 connections: the client's primary starts sending at the OK
     // word, before the JOINs (or T_join) start the test. Those bytes count for the test, the
     // stream stays opaque when the test starts, and random data is no "not zero-filled" notice.
     server_rig r;
-    r.pattern = test::unhex("9c4e");
-    r.start();
-    auto& s = r.session();
     time_point now{};
-    std::array<std::byte, 64> out{};
-    REQUIRE(s.write_to(0, now, out) == 4);  // HELLO
-    s.feed(0, now, test::unhex("01 01 00 03 00 80 00 00 00 00 00 00 00 00 00 00"));  // random fill
-    REQUIRE(s.write_to(0, now, out) == 4);
-    CHECK(test::hex(std::span(out).first(4)) == "019c4e00");
+    auto& s = accept_multi(r, now, "01 01 00 03 00 80 00 00 00 00 00 00 00 00 00 00");  // random fill
     const std::vector<std::byte> random(100, std::byte{0xab});
     s.feed(0, now, random);
     CHECK_FALSE(s.running());
@@ -403,14 +410,8 @@ TEST_CASE("server: a STATUS record split across the start of a multi-connection 
     // Zero fill, client receives over 2 connections: the client's first STATUS on the primary
     // arrives in two pieces, the first before the test starts (T_join), the rest after.
     server_rig r;
-    r.pattern = test::unhex("9c4e");
-    r.start();
-    auto& s = r.session();
     time_point now{};
-    std::array<std::byte, 64> out{};
-    REQUIRE(s.write_to(0, now, out) == 4);
-    s.feed(0, now, test::unhex("01 02 01 02 00 80 00 00 00 00 00 00 00 00 00 00"));
-    REQUIRE(s.write_to(0, now, out) == 4);
+    auto& s = accept_multi(r, now, "01 02 01 02 00 80 00 00 00 00 00 00 00 00 00 00");
     s.feed(0, now, test::unhex("07 80 00 00 01"));
     now += 10s;
     s.on_timer(now);
