@@ -12,7 +12,7 @@ JOBS=${JOBS:-$(nproc)}
 
 # Debian packages the build, the tests and the benchmarks need.
 PACKAGES=(build-essential cmake ninja-build pkg-config ccache
-          libbotan-2-dev libboost1.81-dev catch2 libbenchmark-dev
+          libbotan-2-dev libboost1.81-dev librange-v3-dev catch2 libbenchmark-dev
           clang libclang-rt-14-dev iproute2 procps)
 
 install_deps() {

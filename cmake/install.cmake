@@ -1,5 +1,6 @@
 # Installs the kit and every transport target that exists as the `btestkit` package:
-#   find_package(btestkit 0.1 REQUIRED)          → btest::kit, btest::memory, btest::asio, btest::posix
+#   find_package(btestkit 0.1 REQUIRED)          → btest::kit, btest::memory, btest::transport,
+#                                                  btest::asio, btest::posix
 #   pkg-config --cflags --libs btestkit          → the kit (headers + Botan)
 include(CMakePackageConfigHelpers)
 
@@ -7,9 +8,11 @@ set(BTEST_INSTALL_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/btestkit)
 
 set_target_properties(btest_kit PROPERTIES EXPORT_NAME kit)
 set_target_properties(btest_memory PROPERTIES EXPORT_NAME memory)
-set(btest_export_targets btest_kit btest_memory)
+set_target_properties(btest_transport PROPERTIES EXPORT_NAME transport)
+set(btest_export_targets btest_kit btest_memory btest_transport)
 install(DIRECTORY include/btest DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY transports/memory/include/btest DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY transports/common/include/btest DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 foreach(t asio posix)
   if(TARGET btest_${t})
     set_target_properties(btest_${t} PROPERTIES EXPORT_NAME ${t})

@@ -346,8 +346,8 @@ public:
     bta::client* cli = nullptr;
     boost::asio::signal_set* signals = nullptr;
 
-    void on_connected(const boost::asio::ip::tcp::endpoint& ep) override {
-        peer_ = bta::to_string(bta::to_kit(ep));
+    void on_connected(const btest::endpoint& ep) override {
+        peer_ = bta::to_string(ep);
         if (opt_.verbose) p_.err("connected to " + peer_);
     }
 
@@ -412,6 +412,8 @@ public:
         case btest::end_reason::completed:
         case btest::end_reason::stopped:
         case btest::end_reason::max_duration:
+        case btest::end_reason::quota_exhausted:  // (a server's reasons: never a client's)
+        case btest::end_reason::quota_unavailable:
             status = exit_ok;
             return;
         case btest::end_reason::peer_closed:
@@ -422,6 +424,7 @@ public:
         }
         status = is_auth_error(ec) ? exit_auth : exit_failure;
         std::string msg = ec.message();
+        if (ec == btest::errc::auth_required) msg += ": pass -a/-p";
         if ((ec == btest::errc::not_a_btest_server || ec == btest::errc::peer_closed) && !sum.started && cli &&
             cli->control_bytes_received() == 0)
             msg = "the server closed the connection without a greeting (server busy: max sessions reached?)";
@@ -513,19 +516,23 @@ class server_app final : public bta::server_observer {
 public:
     server_app(const options& o, printer& p) : opt_(o), p_(p) {}
 
-    void on_listening(const boost::asio::ip::tcp::endpoint& at) override {
-        if (!opt_.quiet) p_.err("btest server listening on " + bta::to_string(bta::to_kit(at)));
+    void on_listening(const btest::endpoint& at) override {
+        if (!opt_.quiet) p_.err("btest server listening on " + bta::to_string(at));
     }
-    void on_listen_skipped(const boost::asio::ip::tcp::endpoint& at, const std::error_code& ec) override {
-        if (!opt_.quiet) p_.err("btest: not listening on " + bta::to_string(bta::to_kit(at)) + ": " + ec.message());
+    void on_listen_skipped(const btest::endpoint& at, const std::error_code& ec) override {
+        if (!opt_.quiet) p_.err("btest: not listening on " + bta::to_string(at) + ": " + ec.message());
     }
-    void on_refused(const btest::endpoint& peer, const char* why) override {
+    void on_refused(const btest::endpoint& peer, btest::refusal r) override {
         // A full server is news at any verbosity; the per-address limits (which a scan or a
         // flood trips thousands of times) are session lines, shown with -v.
-        if (std::string_view(why) != "max sessions reached" && !opt_.verbose) return;
+        if (r != btest::refusal::max_sessions && !opt_.verbose) return;
         const auto who = bta::to_string(peer);
+        const char* why = btest::to_string(r);
         if (opt_.json) p_.error_object(std::string("refused: ") + why, "resource_limit", -1, who);
         else if (!opt_.quiet) p_.out("[   -] " + who + " refused: " + why);
+    }
+    void on_dropped(const bta::connection_view& c, const std::error_code& why) override {
+        if (opt_.verbose) p_.err(tag_of(c.id) + bta::to_string(c.peer) + " closed before a test: " + why.message());
     }
 
     void on_event(const bta::server_test_view& t, const btest::event& ev) override {
@@ -580,7 +587,7 @@ public:
         }
     }
 
-    void on_control(const bta::server_test_view& t, std::uint32_t conn, bool sent, std::span<const std::byte> b) override {
+    void on_control(const bta::connection_view& t, std::uint32_t conn, bool sent, std::span<const std::byte> b) override {
         if (opt_.verbose < 2) return;
         const std::string tag = tag_of(t.id) + "[conn " + std::to_string(conn) + "] " + (sent ? ">> " : "<< ");
         std::string text = tag + std::to_string(b.size()) + " bytes\n" + hex_dump(tag, b);
@@ -619,12 +626,9 @@ int run_server(const options& opt) {
     apply_data_plane(opt, so.data_plane);
     so.udp_ports.base = opt.udp_port_start;
     if (opt.udp_port_end) so.udp_ports.last = *opt.udp_port_end;
-    auto parse_addr = [&](const std::string& s, bool v6) -> std::optional<boost::asio::ip::address> {
-        std::string t = s;
-        if (t.size() > 2 && t.front() == '[' && t.back() == ']') t = t.substr(1, t.size() - 2);
-        boost::system::error_code ec;
-        auto a = boost::asio::ip::make_address(t, ec);
-        if (ec || a.is_v6() != v6)
+    auto parse_addr = [&](const std::string& s, bool v6) -> std::optional<btest::ip_address> {
+        auto a = bta::parse_address(s);
+        if (!a || (a->family == btest::ip_family::v6) != v6)
             throw usage_error("invalid " + std::string(v6 ? "IPv6" : "IPv4") + " address for --listen" + (v6 ? "6" : "") + ": '" + s + "'");
         return a;
     };
@@ -635,7 +639,7 @@ int run_server(const options& opt) {
     if (opt.only_v4) so.listen_v6.reset();
     if (opt.only_v6) {
         so.listen_v4.reset();
-        if (!so.listen_v6) so.listen_v6 = boost::asio::ip::address(boost::asio::ip::address_v6::any());
+        if (!so.listen_v6) so.listen_v6 = btest::ip_address::v6({});
     }
     if (!so.listen_v4 && !so.listen_v6) throw usage_error("nothing to listen on (--listen none and --listen6 none)");
     so.session.auth = opt.auth.value_or(opt.user ? btest::auth_method::ec_srp5 : btest::auth_method::none);

@@ -248,9 +248,9 @@ int main(int argc, char** argv) {
         co.port = o.port;
         co.sample_cpu = false;
         co.connect_timeout = 30s;
-        co.udp_socket_buffer = 256 * 1024;
+        co.data_plane.udp_socket_buffer = 256 * 1024;
         if (o.host == "127.0.0.1")
-            co.local_address = net::ip::make_address_v4(0x7f000001u + static_cast<std::uint32_t>(i % o.ips));
+            co.local_address = btest::ip_address::v4(127, 0, 0, static_cast<std::uint8_t>(1 + i % o.ips));
         auto& s = co.session;
         s.proto = c->proto;
         s.dir = c->dir;

@@ -17,7 +17,7 @@
 
 #include <btest/auth/ec_srp5.hpp>
 #include <btest/auth/md5.hpp>
-#include <btest/session/join_registry.hpp>
+#include <btest/server/join_registry.hpp>
 #include <btest/session/server_session.hpp>
 
 #include "fuzz/server_ops.hpp"

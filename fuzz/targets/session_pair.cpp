@@ -18,7 +18,7 @@
 #include <vector>
 
 #include <btest/session/client_session.hpp>
-#include <btest/session/join_registry.hpp>
+#include <btest/server/join_registry.hpp>
 #include <btest/session/server_session.hpp>
 
 #include "fuzz/pair_ops.hpp"

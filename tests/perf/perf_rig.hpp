@@ -67,7 +67,7 @@ struct server_log final : btest::asio::server_observer {
     std::map<std::uint64_t, test> tests;
     std::size_t refused = 0;
 
-    void on_refused(const btest::endpoint&, const char*) override {
+    void on_refused(const btest::endpoint&, btest::refusal) override {
         std::lock_guard<std::mutex> lk(m);
         ++refused;
     }
@@ -109,11 +109,11 @@ struct client_log final : btest::asio::client_observer {
 inline btest::asio::server_options server_opts(unsigned slot) {
     btest::asio::server_options so;
     so.port = tcp_port(slot);
-    so.listen_v4 = net::ip::make_address("127.0.0.1");
+    so.listen_v4 = btest::asio::parse_address("127.0.0.1");
     so.listen_v6.reset();
     so.udp_ports.base = udp_base(slot);
     so.udp_ports.last = static_cast<std::uint16_t>(udp_base(slot) + 200);
-    so.udp_socket_buffer = 16u << 20;  // no drops while the receiving thread is descheduled
+    so.data_plane.udp_socket_buffer = 16u << 20;  // no drops while the receiving thread is descheduled
     so.sample_cpu = false;
     return so;
 }
@@ -124,7 +124,7 @@ inline btest::asio::client_options client_opts(unsigned slot, btest::protocol p,
     co.host = "127.0.0.1";
     co.port = tcp_port(slot);
     co.sample_cpu = false;
-    co.udp_socket_buffer = 16u << 20;
+    co.data_plane.udp_socket_buffer = 16u << 20;
     co.session.proto = p;
     co.session.dir = d;
     co.session.local_tx_speed = rate;

@@ -14,7 +14,7 @@ using btest::protocol;
 
 namespace {
 
-net::ip::address loopback_ip(unsigned k) { return net::ip::make_address_v4(0x7f000001u + k); }
+btest::ip_address loopback_ip(unsigned k) { return btest::ip_address::v4(127, 0, 0, static_cast<std::uint8_t>(1 + k)); }
 
 } // namespace
 

@@ -1,5 +1,6 @@
-# Runs the preprocessor on every header of HEADER_LIST (relative to ROOT) and fails if any
-# dependency is a Boost header. -DCXX, -DINCLUDE_DIRS ("|"-separated), -DROOT, -DHEADER_LIST.
+# Runs the preprocessor on every header of HEADER_LIST and fails if any
+# dependency is a Boost header. -DCXX, -DINCLUDE_DIRS ("|"-separated), -DHEADER_LIST (absolute
+# paths).
 file(STRINGS ${HEADER_LIST} HEADERS)
 string(REPLACE "|" ";" dirs "${INCLUDE_DIRS}")
 set(flags "")
@@ -11,7 +12,7 @@ endforeach()
 set(bad "")
 foreach(h IN LISTS HEADERS)
   execute_process(
-    COMMAND ${CXX} -std=c++20 -x c++ -M ${flags} ${ROOT}/${h}
+    COMMAND ${CXX} -std=c++20 -x c++ -M ${flags} ${h}
     OUTPUT_VARIABLE deps ERROR_VARIABLE err RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "preprocessing ${h} failed:\n${err}")

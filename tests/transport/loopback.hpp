@@ -95,7 +95,7 @@ struct asio_transport {
     static void listen_loopback(server_options& so, bool v6) {
         so.listen_v4.reset();
         so.listen_v6.reset();
-        (v6 ? so.listen_v6 : so.listen_v4) = net::ip::make_address(v6 ? "::1" : "127.0.0.1");
+        (v6 ? so.listen_v6 : so.listen_v4) = btest::asio::parse_address(v6 ? "::1" : "127.0.0.1");
     }
     /// Calls `f` on the context's thread after `delay`; the handle keeps the timer.
     static std::shared_ptr<void> after(context& ctx, std::chrono::milliseconds delay, std::function<void()> f) {
@@ -225,7 +225,7 @@ struct server_log final : T::server_observer {
     std::size_t refused = 0;
     std::size_t closed_tests = 0;
 
-    void on_refused(const btest::endpoint&, const char*) override { ++refused; }
+    void on_refused(const btest::endpoint&, btest::refusal) override { ++refused; }
     void on_event(const typename T::server_test_view& t, const btest::event& ev) override {
         auto& e = tests[t.id];
         if (auto* s = std::get_if<btest::test_started>(&ev)) e.started = *s;

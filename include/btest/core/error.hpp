@@ -41,6 +41,9 @@ enum class errc {
     resource_limit,           ///< a server limit refused the connection
     max_duration,             ///< T_max expired
     transport_error,          ///< the transport reported a write/read error
+    quota_exhausted,          ///< server: the test was refused because a byte quota is spent
+    quota_unavailable,        ///< server: the quota store cannot be reached
+    address_denied,           ///< server: the peer's address is not allowed
 };
 
 namespace detail {
@@ -63,7 +66,7 @@ public:
         case errc::invalid_command: return "invalid command";
         case errc::protocol_error: return "protocol error";
         case errc::not_a_btest_server: return "not a btest server";
-        case errc::auth_required: return "server requires authentication: pass -a/-p";
+        case errc::auth_required: return "server requires authentication";
         case errc::auth_failed: return "authentication failed: wrong user or password";
         case errc::auth_unsupported_method: return "unsupported authentication method";
         case errc::bad_server_key: return "authentication failed: bad server key";
@@ -75,6 +78,9 @@ public:
         case errc::resource_limit: return "server resource limit reached";
         case errc::max_duration: return "maximum duration reached";
         case errc::transport_error: return "transport error";
+        case errc::quota_exhausted: return "quota exhausted";
+        case errc::quota_unavailable: return "quota store unavailable";
+        case errc::address_denied: return "address not allowed";
         }
         return "unknown btest error";
     }

@@ -5,7 +5,7 @@
 //   WAIT_HELLO ─01 00 00 00→ COMMAND → WAIT_AUTHWORD ─OK→ POST_AUTH
 //                                                    ─02→ WAIT_CHALLENGE → reply → WAIT_RESULT
 //                                                    ─03→ MSG1 → WAIT_EC2 → MSG3 → WAIT_EC4 → WAIT_RESULT
-//   POST_AUTH: UDP → WAIT_PORT → bind P+256… → RUN;  TCP N ≥ 2 with a token → JOINING → RUN;
+//   POST_AUTH: UDP → WAIT_PORT → udp_bind_request → WAIT_BIND → RUN;  TCP N ≥ 2 with a token → JOINING → RUN;
 //              TCP N ≥ 2 without a token → notice, RUN with one;  TCP single → RUN
 //
 // Thread safety: one thread at a time per session.
@@ -20,8 +20,7 @@
 
 #include "btest/auth/ec_srp5.hpp"
 #include "btest/auth/md5.hpp"
-#include "btest/session/detail/session_core.hpp"
-#include "btest/session/services.hpp"
+#include "btest/session/session.hpp"
 #include "btest/wire/auth_word.hpp"
 #include "btest/wire/command.hpp"
 #include "btest/wire/ec_srp5.hpp"
@@ -35,34 +34,25 @@ namespace btest {
 /// What a client session borrows from its embedder; must outlive the session.
 struct client_services {
     entropy& rng;                     ///< CSPRNG for EC-SRP5's s_a; payload ring for random data
-    udp_binder* udp = nullptr;        ///< required for UDP tests
 };
 
-class client_session final : public detail::session_core {
+class client_session final : public session {
 public:
     /// The primary TCP connection to `server` is established at `now` (connection 0). T_hs is
     /// armed; the server speaks first. `cfg` and `svc` must outlive the session.
     client_session(const client_config& cfg, client_services& svc, const endpoint& server, time_point now)
-        : session_core(detail::role::client, cfg.limits, cfg.report_interval, cfg.udp, svc.rng, server),
-          cfg_(cfg), svc_(svc) {
+        : session(detail::role::client, cfg.limits, cfg.report_interval, cfg.udp, svc.rng, server), cfg_(cfg) {
         add_conn();
-        conns()[0].phase = phase_wait_hello;
+        set_phase(0, phase::wait_hello);
         arm_handshake(now);
     }
-    ~client_session() override { release_all(); }
-
-    /// Bytes received on connection `conn`. Takes all of them; returns the sticky error.
-    std::error_code feed(std::uint32_t conn, time_point now, std::span<const std::byte> bytes) {
-        return feed_bytes(conn, now, bytes);
-    }
-    /// Call at or after next_deadline(); early or repeated calls are harmless.
-    std::error_code on_timer(time_point now) { return handle_timer(now); }
+    ~client_session() override { on_end(); }
 
     /// Multi-connection TCP, after open_connections: an extra connection is established.
     /// Returns its index for feed()/write_to()/on_connection_closed().
     std::uint32_t add_connection(time_point now) {
         const auto conn = add_conn();
-        conns()[conn].phase = phase_extra_hello;
+        set_phase(conn, phase::extra_hello);
         // Too late (the test is over or already running without it): close it again.
         if (finished() || closing() || running()) conns()[conn].open = false;
         (void)now;
@@ -70,10 +60,26 @@ public:
     }
     /// Multi-connection TCP: one of the extra connections could not be opened (reported, not
     /// fatal, §5).
-    void connection_failed(time_point now) {
-        if (finished() || closing() || running()) return;
+    std::error_code connection_failed(time_point now) {
+        if (finished() || closing() || running()) return error();
         ++join_failed_;
         maybe_start_joined(now);
+        return error();
+    }
+
+    /// Answers a udp_bind_request: true when every socket is bound; false ends the session with
+    /// port_unavailable.
+    std::error_code udp_bound(time_point now, bool ok) {
+        if (finished() || closing() || phase_of(0) != phase::wait_bind) return error();
+        if (!ok) {
+            fail(now, errc::port_unavailable);
+            return error();
+        }
+        set_phase(0, phase::done);
+        conns()[0].in_test = true;
+        if (cfg_.nat_probe) set_nat_probes(stream_count());
+        begin_test(now, params_for_test());
+        return error();
     }
     /// False for a connection the session gave up on (a failed join): close its socket.
     bool connection_open(std::uint32_t conn) const noexcept {
@@ -103,33 +109,38 @@ public:
     wire::auth_word_kind auth_asked() const noexcept { return asked_; }
 
 private:
-    enum : std::uint8_t {
-        phase_wait_hello, phase_wait_authword, phase_wait_challenge, phase_wait_ec2, phase_wait_ec4,
-        phase_wait_result, phase_wait_port, phase_done,
-        phase_extra_hello, phase_extra_reply,
+    /// Handshake states: connection 0 goes from wait_hello to done; an extra connection of a
+    /// multi-connection test from extra_hello to done.
+    enum class phase : std::uint8_t {
+        wait_hello, wait_authword, wait_challenge, wait_ec2, wait_ec4, wait_result, wait_port, wait_bind, done,
+        extra_hello, extra_reply,
     };
+
+    phase phase_of(std::uint32_t conn) const noexcept { return static_cast<phase>(conns()[conn].phase); }
+    void set_phase(std::uint32_t conn, phase p) noexcept { conns()[conn].phase = static_cast<std::uint8_t>(p); }
+    std::uint32_t stream_count() const noexcept { return std::clamp<std::uint32_t>(cfg_.connection_count, 1, 255); }
 
     static std::uint32_t clamp32(std::uint64_t v) noexcept {
         return v > 0xffffffffULL ? 0xffffffffu : static_cast<std::uint32_t>(v);
     }
 
     bool in_handshake(std::uint32_t conn) const override {
-        const auto p = conns()[conn].phase;
-        return p != phase_done && !closing();
+        const auto p = phase_of(conn);
+        return p != phase::done && p != phase::wait_bind && !closing();
     }
 
     void handshake_input(std::uint32_t conn, time_point now, std::span<const std::byte>& in) override {
         auto& c = conns()[conn];
-        switch (c.phase) {
-        case phase_wait_hello:
+        switch (phase_of(conn)) {
+        case phase::wait_hello:
             if (!take(c, wire::hello_size, in)) return;
             if (wire::decode_hello(c.frame.bytes())) return fail(now, errc::not_a_btest_server);
             c.frame.clear();
             c.queue(wire::encode_command(command()));
-            c.phase = phase_wait_authword;
+            set_phase(conn, phase::wait_authword);
             arm_handshake(now);
             return;
-        case phase_wait_authword: {
+        case phase::wait_authword: {
             if (!take(c, wire::auth_word_size, in)) return;
             auto w = wire::decode_auth_word(c.frame.bytes(), wire::word_position::first);
             c.frame.clear();
@@ -138,29 +149,29 @@ private:
             on_auth_word(now, *w);
             return;
         }
-        case phase_wait_challenge: {
+        case phase::wait_challenge: {
             if (!take(c, wire::md5_challenge_size, in)) return;
             std::array<std::byte, 16> challenge{};
             std::copy_n(c.frame.bytes().begin(), 16, challenge.begin());
             c.frame.clear();
             const auto response = auth::md5_response(cfg_.password, challenge);
             c.queue(wire::encode_md5_reply(response, cfg_.user));
-            c.phase = phase_wait_result;
+            set_phase(conn, phase::wait_result);
             arm_handshake(now);
             return;
         }
-        case phase_wait_ec2:
-        case phase_wait_ec4: {
+        case phase::wait_ec2:
+        case phase::wait_ec4: {
             if (!take(c, 1, in)) return;
             const auto len = std::to_integer<std::size_t>(c.frame.bytes()[0]);
             if (!take(c, 1 + len, in)) return;
             const auto payload = wire::decode_ecsrp5_frame(c.frame.bytes())->payload;
-            if (c.phase == phase_wait_ec2) on_ec_msg2(now, payload);
+            if (phase_of(conn) == phase::wait_ec2) on_ec_msg2(now, payload);
             else on_ec_msg4(now, payload);
             c.frame.clear();
             return;
         }
-        case phase_wait_result: {
+        case phase::wait_result: {
             if (!take(c, wire::auth_word_size, in)) return;
             auto w = wire::decode_auth_word(c.frame.bytes(), wire::word_position::after_auth);
             c.frame.clear();
@@ -173,15 +184,14 @@ private:
             post_auth(now, w->token);
             return;
         }
-        case phase_wait_port: {
+        case phase::wait_port: {
             if (!take(c, wire::udp_port_size, in)) return;
             udp_port_ = *wire::decode_udp_port(c.frame.bytes());
             c.frame.clear();
-            c.phase = phase_done;
             start_udp(now);
             return;
         }
-        case phase_extra_hello:
+        case phase::extra_hello:
             if (!take(c, wire::hello_size, in)) return;
             if (wire::decode_hello(c.frame.bytes())) {
                 c.frame.clear();
@@ -193,11 +203,11 @@ private:
             c.frame.clear();
             c.queue(wire::encode_join(token_));
             c.in_test = true;   // joined at once: never wait for a reply (§2.7)
-            c.phase = phase_extra_reply;
+            set_phase(conn, phase::extra_reply);
             ++joined_;
             maybe_start_joined(now);
             return;
-        case phase_extra_reply: {
+        case phase::extra_reply: {
             // An optional `01 HI LO 00` as the very first bytes is the server's reply; anything
             // else is test data or STATUS and goes to the scanner.
             if (!take(c, wire::auth_word_size, in)) return;
@@ -207,8 +217,8 @@ private:
             std::array<std::byte, wire::auth_word_size> held{};
             std::copy(b.begin(), b.end(), held.begin());
             c.frame.clear();
-            c.phase = phase_done;
-            if (!is_reply) feed_bytes(conn, now, held);
+            set_phase(conn, phase::done);
+            if (!is_reply) feed(conn, now, held);
             return;
         }
         default: return;
@@ -222,7 +232,7 @@ private:
         case wire::auth_word_kind::failed: return fail(now, errc::auth_failed);
         case wire::auth_word_kind::md5:
             if (cfg_.user.empty()) return fail(now, errc::auth_required);
-            c.phase = phase_wait_challenge;
+            set_phase(0, phase::wait_challenge);
             arm_handshake(now);
             return;
         case wire::auth_word_kind::ec_srp5: {
@@ -232,7 +242,7 @@ private:
             const auto n = wire::encode_ecsrp5_msg1(cfg_.user, ec_->client_key(), frame);
             if (n == 0) return fail(now, errc::auth_failed);  // a name EC-SRP5 cannot carry
             c.queue(std::span(frame).first(n));
-            c.phase = phase_wait_ec2;
+            set_phase(0, phase::wait_ec2);
             arm_handshake(now);
             return;
         }
@@ -246,16 +256,15 @@ private:
         auto proof = ec_->on_msg2(*m);
         if (!proof) return fail(now, proof.error());
         c.queue(wire::encode_ecsrp5_proof(*proof));
-        c.phase = phase_wait_ec4;
+        set_phase(0, phase::wait_ec4);
         arm_handshake(now);
     }
 
     void on_ec_msg4(time_point now, std::span<const std::byte> payload) {
-        auto& c = conns()[0];
         auto p = wire::decode_ecsrp5_proof(payload);
         if (!p || ec_->on_msg4(*p)) return fail(now, errc::auth_failed);
         ec_.reset();
-        c.phase = phase_wait_result;
+        set_phase(0, phase::wait_result);
         arm_handshake(now);
     }
 
@@ -263,11 +272,11 @@ private:
         auto& c = conns()[0];
         ec_.reset();
         if (cfg_.proto == protocol::udp) {
-            c.phase = phase_wait_port;
+            set_phase(0, phase::wait_port);
             arm_handshake(now);
             return;
         }
-        c.phase = phase_done;
+        set_phase(0, phase::done);
         c.in_test = true;
         disarm_handshake();
         const auto n = std::clamp<std::uint32_t>(cfg_.connection_count, 1, 255);
@@ -280,20 +289,16 @@ private:
         }
         if (n >= 2) push_event(notice{make_error_code(errc::multi_connection_refused),
                                       "server refused multi-connection; using 1"});
-        begin_test(now, params());
+        begin_test(now, params_for_test());
     }
 
+    /// PORT received: ask the transport for the sockets at P+256… (§8.2).
     void start_udp(time_point now) {
-        disarm_handshake();
-        const auto n = std::clamp<std::uint32_t>(cfg_.connection_count, 1, 255);
+        const auto n = stream_count();
         const auto first = static_cast<std::uint32_t>(udp_port_) + 256u;
-        if (!svc_.udp || first + n - 1 > 65535u ||
-            !svc_.udp->bind(static_cast<std::uint16_t>(first), static_cast<std::uint16_t>(n), udp_port_))
-            return fail(now, errc::port_unavailable);
-        bound_ = true;
-        conns()[0].in_test = true;
-        if (cfg_.nat_probe) set_nat_probes(n);
-        begin_test(now, params());
+        if (first + n - 1 > 65535u) return fail(now, errc::port_unavailable);
+        set_phase(0, phase::wait_bind);
+        push_request(udp_bind_request{static_cast<std::uint16_t>(first), static_cast<std::uint16_t>(n), udp_port_});
     }
 
     void maybe_start_joined(time_point now) {
@@ -309,7 +314,7 @@ private:
             push_event(notice{make_error_code(errc::multi_connection_refused),
                               "only " + std::to_string(joined_ + 1) + " of " +
                                   std::to_string(cfg_.connection_count) + " connections joined"});
-        begin_test(now, params());
+        begin_test(now, params_for_test());
     }
 
     void join_expired(time_point now) override { start_joined(now); }
@@ -331,15 +336,15 @@ private:
         }
         // EOF while waiting for the auth result or the EC-SRP5 proof is "authentication failed"
         // (§5); anywhere else it is the peer closing.
-        const auto p = conns()[0].phase;
-        if (p == phase_wait_result || p == phase_wait_ec2 || p == phase_wait_ec4) return fail(now, errc::auth_failed);
+        const auto p = phase_of(0);
+        if (p == phase::wait_result || p == phase::wait_ec2 || p == phase::wait_ec4) return fail(now, errc::auth_failed);
         // Before HELLO too: a server that closes at once (e.g. at its session limit, §12.4) is
         // not shown to be anything but closed.
         fail(now, errc::peer_closed);
     }
 
-    detail::test_params params() const {
-        detail::test_params p;
+    test_params params_for_test() const {
+        test_params p;
         const auto cmd = command();
         p.proto = cfg_.proto;
         p.dir = cfg_.dir;
@@ -354,22 +359,13 @@ private:
         return p;
     }
 
-    void release(time_point) override { release_all(); }
-    void release_all() {
-        ec_.reset();
-        if (bound_ && svc_.udp) {
-            bound_ = false;
-            svc_.udp->unbind();
-        }
-    }
+    void on_end() override { ec_.reset(); }
 
     const client_config& cfg_;
-    client_services& svc_;
     std::unique_ptr<auth::ec_srp5::client_exchange> ec_;
     wire::auth_word_kind asked_ = wire::auth_word_kind::ok;
     std::uint16_t token_ = 0;
     std::uint16_t udp_port_ = 0;
-    bool bound_ = false;
     std::uint32_t joined_ = 0;
     std::uint32_t join_failed_ = 0;
 };

@@ -56,6 +56,9 @@ struct server_config {
     bool udp_single_destination = false;   ///< N streams: send only to P+256 (§8.6 option)
     bool udp_reply_to_source = false;      ///< send to the first datagram's source port (§8.7 option)
     std::uint64_t max_tx_rate = 0;         ///< server-side cap on what it sends, bit/s; 0 = none
+    /// Ask the transport whether each authenticated test may start (an admission_request,
+    /// answered with server_session::admit() and the test's byte budget, or refuse()).
+    bool ask_admission = false;
     udp_send_config udp{};
     timeouts limits{};
 };

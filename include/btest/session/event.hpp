@@ -15,14 +15,14 @@
 
 namespace btest {
 
-class server_session;
-
 /// How a test ended. Only `failure` carries an error code (session_closed::error).
 enum class end_reason : std::uint8_t {
     completed,     ///< client: the configured duration elapsed
     stopped,       ///< stop() was called (Ctrl-C, SIGTERM, an embedder's decision)
     peer_closed,   ///< the peer closed a connection (a server's normal end of test)
     max_duration,  ///< T_max expired
+    quota_exhausted,    ///< server: the test's byte budget ran out (a quota is spent)
+    quota_unavailable,  ///< server: the budget ran out while the quota store was unreachable
     failure,       ///< an error: see the code
 };
 
@@ -32,6 +32,8 @@ inline const char* to_string(end_reason r) noexcept {
     case end_reason::stopped: return "stopped";
     case end_reason::peer_closed: return "peer_closed";
     case end_reason::max_duration: return "max_duration";
+    case end_reason::quota_exhausted: return "quota_exhausted";
+    case end_reason::quota_unavailable: return "quota_unavailable";
     case end_reason::failure: return "failure";
     }
     return "?";
@@ -89,22 +91,13 @@ struct open_connections {
     std::uint16_t token = 0;
 };
 
-/// Server: the connection this session was created for turned out to be a JOIN for another
-/// session. The transport moves its socket to `target` as connection `conn` and pumps the
-/// target; this session is finished and must not close the socket.
-struct connection_handoff {
-    server_session* target = nullptr;
-    std::uint32_t conn = 0;
-};
-
 /// The session is over (emitted exactly once).
 struct session_closed {
     end_reason reason = end_reason::failure;
     std::error_code error;           ///< set iff reason == failure
 };
 
-using event = std::variant<test_started, auth_result, interval_report, notice, open_connections,
-                           connection_handoff, session_closed>;
+using event = std::variant<test_started, auth_result, interval_report, notice, open_connections, session_closed>;
 
 inline std::ostream& operator<<(std::ostream& os, const session_closed& e) {
     os << "session_closed{" << to_string(e.reason);

@@ -1,12 +1,16 @@
-// The server control state machine — PROTOCOL §4 — for one accepted TCP connection and the test
-// it starts (with its joined connections, §7). Shape: feed / poll / next_deadline.
+// The server control state machine — PROTOCOL §4 — for one test, from its COMMAND on. The
+// server's front end (server/front.hpp) answers HELLO and reads each new connection's first
+// message; a COMMAND creates a server_session, a JOIN of this session's token is attached to
+// it with join().
 //
-//   ACCEPTED ─HELLO→ WAIT_CMD ─JOIN of a pending session→ handed off to that session
-//                             ─COMMAND→ AUTH_DECIDE ─none→ prepare, OK ───────┐
-//                                                   ─md5→ WAIT_MD5 ─ok→ prepare, OK
-//                                                   ─ec-srp5→ WAIT_EC1 → WAIT_EC3 ─ok→ MSG4, prepare, OK
-//   PREPARED: TCP single → RUN; TCP N ≥ 2 → WAIT_JOIN (token registered before the OK word);
-//             UDP → port block bound before the OK word, PORT, RUN
+//   COMMAND ─none→ ADMIT ──────────────────────────────┐
+//           ─md5→ MD5_REPLY ─ok→ ADMIT                  │   (ADMIT: an admission_request when
+//           ─ec-srp5→ EC_MSG1 → EC_MSG3 ─ok→ MSG4, ADMIT│    server_config::ask_admission)
+//   ADMIT ─→ PREPARE: TCP single → OK, RUN; TCP N ≥ 2 → token registered, OK+token, joins → RUN;
+//                     UDP → udp_port_request → UDP_PORT ─port→ OK, PORT, RUN
+//
+// Resources are taken before the OK word, so that a failure can still be signalled by closing
+// without one (§4, §12.4).
 //
 // Thread safety: one thread at a time per session, and per join_registry.
 #pragma once
@@ -21,14 +25,11 @@
 #include "btest/auth/credentials.hpp"
 #include "btest/auth/ec_srp5.hpp"
 #include "btest/auth/md5.hpp"
-#include "btest/session/detail/session_core.hpp"
-#include "btest/session/join_registry.hpp"
-#include "btest/session/services.hpp"
+#include "btest/server/join_registry.hpp"
+#include "btest/session/session.hpp"
 #include "btest/wire/auth_word.hpp"
 #include "btest/wire/command.hpp"
 #include "btest/wire/ec_srp5.hpp"
-#include "btest/wire/hello.hpp"
-#include "btest/wire/join.hpp"
 #include "btest/wire/md5.hpp"
 #include "btest/wire/udp_port.hpp"
 
@@ -38,43 +39,78 @@ namespace btest {
 struct server_services {
     entropy& rng;                                         ///< CSPRNG: challenges, tokens, s_b
     const auth::credential_store* credentials = nullptr;  ///< required for md5 / ec_srp5
-    udp_port_pool* udp_ports = nullptr;                   ///< without it UDP tests are refused
     join_registry* joins = nullptr;                       ///< without it multi-connection TCP is refused
     /// Per-server secret for EC-SRP5 answers to unknown users (no user enumeration, §6.3.9).
     std::array<std::byte, 32> secret{};
 };
 
-class server_session final : public detail::session_core {
+class server_session final : public session {
 public:
-    /// A connection from `peer` was accepted at `now`: HELLO is queued on connection 0 and T_hs
-    /// armed. `cfg` and `svc` must outlive the session.
-    server_session(const server_config& cfg, server_services& svc, const endpoint& peer, time_point now)
-        : session_core(detail::role::server, cfg.limits, cfg.report_interval, cfg.udp, svc.rng, peer),
-          cfg_(cfg), svc_(svc) {
+    /// The front end routed a connection from `peer` whose first message is `cmd` (already
+    /// validated) at `now`: the session starts with it as connection 0 — the auth word (or,
+    /// without auth, the next step) is queued. `cfg` and `svc` must outlive the session.
+    server_session(const server_config& cfg, server_services& svc, const endpoint& peer, const wire::command& cmd,
+                   time_point now)
+        : session(detail::role::server, cfg.limits, cfg.report_interval, cfg.udp, svc.rng, peer), cfg_(cfg), svc_(svc),
+          cmd_(cmd) {
         add_conn();
-        conns()[0].queue(wire::hello);
-        conns()[0].phase = phase_wait_cmd;
-        arm_handshake(now);
+        start(now);
     }
-    ~server_session() override { release_all(); }
+    ~server_session() override { on_end(); }
 
-    /// Bytes received on connection `conn`. Takes all of them; returns the sticky error.
-    std::error_code feed(std::uint32_t conn, time_point now, std::span<const std::byte> bytes) {
-        return feed_bytes(conn, now, bytes);
-    }
-    /// Call at or after next_deadline(); early or repeated calls are harmless.
-    std::error_code on_timer(time_point now) { return handle_timer(now); }
-
-    /// A server limit refuses this test (§12.4): the session ends now with resource_limit and
-    /// nothing it has not yet written goes out (no OK word). For a transport that counts tests
-    /// once their COMMAND is known.
-    void refuse(time_point now) {
-        if (finished()) return;
-        fail(now, errc::resource_limit);
+    /// A connection the front end routed here as a JOIN of this session's token (§7): it
+    /// becomes connection N (returned; feed its bytes with feed(N, …)). Queues the
+    /// `01 HI LO 00` reply and starts the test when it is the last one awaited.
+    std::uint32_t join(time_point now) {
+        const auto conn = add_conn();
+        auto& c = conns()[conn];
+        c.in_test = true;
+        c.phase = static_cast<std::uint8_t>(phase::done);
+        c.queue(wire::encode_auth_word({wire::auth_word_kind::ok, token_}));
+        ++joined_;
+        if (joined_ + 1 >= cmd_.connections()) start_tcp(now);
+        return conn;
     }
 
-    /// The COMMAND of this test, once received.
-    const std::optional<wire::command>& command() const noexcept { return cmd_; }
+    /// Answers an admission_request: the test may start, with `budget` (nothing limited: no
+    /// budget); below `refill_below` bytes left a budget_request follows (0: never). `end`
+    /// says how the test ends when the budget runs out. Ignored in any other state.
+    std::error_code admit(time_point now, const byte_budget& budget = {}, std::uint64_t refill_below = 0,
+                          budget_end end = budget_end::quota_exhausted) {
+        if (finished() || closing() || phase_of(0) != phase::admission) return error();
+        grant_budget(budget, refill_below, end);
+        prepare(now);
+        return error();
+    }
+
+    /// Refuses the test (a server limit, a spent quota, §12.4): the session ends now with
+    /// `why`, and nothing it has not yet written goes out — an OK word still queued is never
+    /// sent. The answer to an admission_request that says no.
+    std::error_code refuse(time_point now, std::error_code why = make_error_code(errc::resource_limit)) {
+        if (!finished() && !closing()) fail(now, why);
+        return error();
+    }
+
+    /// Answers a udp_port_request: P of the block bound, or nullopt (none free, bind failed):
+    /// the session then closes without an OK word (port_unavailable).
+    std::error_code udp_port_ready(time_point now, std::optional<std::uint16_t> port) {
+        if (finished() || closing() || phase_of(0) != phase::udp_port) return error();
+        if (!port) {
+            fail(now, errc::port_unavailable);
+            return error();
+        }
+        udp_port_ = *port;
+        auto& c = conns()[0];
+        c.phase = static_cast<std::uint8_t>(phase::done);
+        c.queue(wire::ok_word);
+        c.queue(wire::encode_udp_port(udp_port_));
+        c.in_test = true;
+        begin_test(now, params_for_test());
+        return error();
+    }
+
+    /// The COMMAND of this test.
+    const wire::command& command() const noexcept { return cmd_; }
     /// The authenticated (or, without auth, empty) user name.
     const std::string& user() const noexcept { return user_; }
     /// The join token of a multi-connection test (0 otherwise).
@@ -82,92 +118,58 @@ public:
     /// The UDP port P of a UDP test (0 otherwise).
     std::uint16_t udp_port() const noexcept { return udp_port_; }
 
-    /// Kit-internal: attaches a connection that sent this session's JOIN token (called by the
-    /// joining connection's session from inside its feed). Queues the `01 HI LO 00` reply,
-    /// counts `surplus` (bytes after the JOIN) as test data, and starts the test when the last
-    /// connection joined. Returns the new connection's index.
-    std::uint32_t adopt(time_point now, std::span<const std::byte> surplus) {
-        const auto conn = add_conn();
-        auto& c = conns()[conn];
-        c.in_test = true;
-        c.phase = phase_done;
-        c.queue(wire::encode_auth_word({wire::auth_word_kind::ok, token_}));
-        ++joined_;
-        if (joined_ + 1 >= cmd_->connections()) start_tcp(now);
-        if (!surplus.empty()) feed_bytes(conn, now, surplus);
-        return conn;
-    }
-
 private:
-    enum : std::uint8_t { phase_wait_cmd, phase_md5, phase_ec1, phase_ec3, phase_done };
+    /// Handshake states of connection 0 (joined connections are `done` from the start).
+    enum class phase : std::uint8_t { md5_reply, ec_msg1, ec_msg3, admission, udp_port, done };
+
+    phase phase_of(std::uint32_t conn) const noexcept { return static_cast<phase>(conns()[conn].phase); }
+    void set_phase(phase p) noexcept { conns()[0].phase = static_cast<std::uint8_t>(p); }
 
     bool in_handshake(std::uint32_t conn) const override {
-        return conn == 0 && conns()[0].phase != phase_done && !closing();
+        const auto p = phase_of(conn);
+        return conn == 0 && (p == phase::md5_reply || p == phase::ec_msg1 || p == phase::ec_msg3) && !closing();
     }
     void handshake_input(std::uint32_t conn, time_point now, std::span<const std::byte>& in) override {
         auto& c = conns()[conn];
-        switch (c.phase) {
-        case phase_wait_cmd:
-            if (!take(c, wire::command_size, in)) return;
-            on_first_message(now, in);
-            return;
-        case phase_md5:
+        switch (phase_of(conn)) {
+        case phase::md5_reply:
             if (!take(c, wire::md5_reply_size, in)) return;
             on_md5_reply(now);
             return;
-        case phase_ec1:
-        case phase_ec3: {
+        case phase::ec_msg1:
+        case phase::ec_msg3: {
             if (!take(c, 1, in)) return;
             const auto len = std::to_integer<std::size_t>(c.frame.bytes()[0]);
             if (!take(c, 1 + len, in)) return;
-            if (c.phase == phase_ec1) on_ec_msg1(now);
+            if (phase_of(conn) == phase::ec_msg1) on_ec_msg1(now);
             else on_ec_msg3(now);
             return;
         }
         default: return;
         }
     }
+    /// Bytes before the OK word that are not part of a handshake message (a client that does
+    /// not wait for its answer) are kept for the test: in_handshake() is false while admission
+    /// or a UDP port is pending, so they reach the stream scanner like early test data.
 
-    void on_first_message(time_point now, std::span<const std::byte>& rest) {
+    void start(time_point now) {
         auto& c = conns()[0];
-        const auto msg = c.frame.bytes();
-        // A JOIN: bytes 0-1 match a pending session from the same IP that lacks connections.
-        if (svc_.joins) {
-            const auto token = *wire::decode_join(msg);
-            if (auto* target = svc_.joins->claim(token, peer().address); target && target != this) {
-                const auto surplus = rest;
-                rest = {};
-                c.frame.clear();
-                const auto conn = target->adopt(now, surplus);
-                push_event(connection_handoff{target, conn});
-                retire();
-                return;
-            }
-        }
-        auto cmd = wire::decode_command(msg);
-        c.frame.clear();
-        if (!cmd || cmd->connections() > cfg_.max_conn_count) {
-            fail(now, errc::invalid_command);
-            return;
-        }
-        cmd_ = *cmd;
         switch (cfg_.auth) {
         case auth_method::none:
-            prepare_and_accept(now);
+            after_auth(now);
             return;
-        case auth_method::md5: {
+        case auth_method::md5:
             if (!svc_.credentials) return fail(now, errc::auth_unsupported_method);
             challenge_ = rng().bytes<wire::md5_challenge_size>();
             c.queue(wire::encode_auth_word({wire::auth_word_kind::md5, 0}));
             c.queue(challenge_);
-            c.phase = phase_md5;
+            set_phase(phase::md5_reply);
             arm_handshake(now);
             return;
-        }
         case auth_method::ec_srp5:
             if (!svc_.credentials) return fail(now, errc::auth_unsupported_method);
             c.queue(wire::encode_auth_word({wire::auth_word_kind::ec_srp5, 0}));
-            c.phase = phase_ec1;
+            set_phase(phase::ec_msg1);
             arm_handshake(now);
             return;
         }
@@ -215,7 +217,7 @@ private:
             return;
         }
         c.queue(wire::encode_ecsrp5_msg2(*msg2));
-        c.phase = phase_ec3;
+        set_phase(phase::ec_msg3);
         arm_handshake(now);
     }
 
@@ -245,34 +247,37 @@ private:
             return;
         }
         user_ = name;
-        prepare_and_accept(now);
+        after_auth(now);
     }
 
-    // *prepare* of §4, then the OK word (and PORT): resources are taken before the OK word so
-    // that a failure can still be signalled by closing without one.
-    void prepare_and_accept(time_point now) {
-        const auto& cmd = *cmd_;
-        if (cmd.proto == protocol::tcp && cmd.connections() >= 2) conns().reserve(cmd.connections());
-        auto& c = conns()[0];
-        c.phase = phase_done;
-        disarm_handshake();
-        if (cmd.proto == protocol::udp) {
-            if (!svc_.udp_ports) return fail(now, errc::port_unavailable);
-            const auto block = static_cast<std::uint16_t>(cmd.connections());
-            const auto port = svc_.udp_ports->acquire(block);
-            if (!port) return fail(now, errc::port_unavailable);
-            udp_port_ = *port;
-            c.queue(wire::ok_word);
-            c.queue(wire::encode_udp_port(udp_port_));
-            c.in_test = true;
-            begin_test(now, params());
+    void after_auth(time_point now) {
+        if (cfg_.ask_admission) {
+            set_phase(phase::admission);
+            arm_handshake(now);  // a transport that never answers does not hold the connection
+            push_request(admission_request{user_});
             return;
         }
+        prepare(now);
+    }
+
+    // *prepare* of §4, then the OK word (and PORT).
+    void prepare(time_point now) {
+        // Room for every connection first: `c` must not move under us.
+        if (cmd_.proto == protocol::tcp && cmd_.connections() >= 2) conns().reserve(cmd_.connections());
+        auto& c = conns()[0];
+        if (cmd_.proto == protocol::udp) {
+            set_phase(phase::udp_port);
+            arm_handshake(now);
+            push_request(udp_port_request{static_cast<std::uint16_t>(cmd_.connections())});
+            return;
+        }
+        set_phase(phase::done);
+        disarm_handshake();
         c.in_test = true;
-        if (cmd.connections() >= 2) {
+        if (cmd_.connections() >= 2) {
             // Never answer a multi-connection request with a token-less OK (§7).
             if (!svc_.joins) return fail(now, errc::resource_limit);
-            auto token = svc_.joins->add(this, peer().address, cmd.connections() - 1, rng());
+            auto token = svc_.joins->add(this, peer().address, cmd_.connections() - 1, rng());
             if (!token) return fail(now, errc::resource_limit);
             token_ = *token;
             c.queue(wire::encode_auth_word({wire::auth_word_kind::ok, token_}));
@@ -280,28 +285,27 @@ private:
             return;
         }
         c.queue(wire::ok_word);
-        begin_test(now, params());
+        begin_test(now, params_for_test());
     }
 
     void start_tcp(time_point now) {
         if (running()) return;
         if (svc_.joins) svc_.joins->remove(this);  // the token is forgotten when the test starts
-        begin_test(now, params());
+        begin_test(now, params_for_test());
     }
 
     void join_expired(time_point now) override { start_tcp(now); }
-    bool random_fill() const noexcept override { return cmd_ && cmd_->random_data; }
+    bool random_fill() const noexcept override { return cmd_.random_data; }
 
-    detail::test_params params() const {
-        const auto& cmd = *cmd_;
-        detail::test_params p;
-        p.proto = cmd.proto;
-        p.dir = cmd.dir;
-        p.streams = cmd.connections();
-        p.random_data = cmd.random_data;
-        p.tcp_chunk = cmd.tcp_chunk();
-        p.udp_size = cmd.tx_size;
-        p.tx_cap = cmd.remote_tx_speed;
+    test_params params_for_test() const {
+        test_params p;
+        p.proto = cmd_.proto;
+        p.dir = cmd_.dir;
+        p.streams = cmd_.connections();
+        p.random_data = cmd_.random_data;
+        p.tcp_chunk = cmd_.tcp_chunk();
+        p.udp_size = cmd_.tx_size;
+        p.tx_cap = cmd_.remote_tx_speed;
         if (cfg_.max_tx_rate && (p.tx_cap == 0 || p.tx_cap > cfg_.max_tx_rate)) p.tx_cap = cfg_.max_tx_rate;
         p.udp_port = udp_port_;
         p.udp_single_destination = cfg_.udp_single_destination;
@@ -310,26 +314,20 @@ private:
         return p;
     }
 
-    void release(time_point) override { release_all(); }
-    void release_all() {
+    void on_end() override {
         if (svc_.joins) svc_.joins->remove(this);
-        if (udp_port_ && svc_.udp_ports && !port_released_) {
-            port_released_ = true;
-            svc_.udp_ports->release(udp_port_);
-        }
         ec_.reset();
     }
 
     const server_config& cfg_;
     server_services& svc_;
-    std::optional<wire::command> cmd_;
+    wire::command cmd_;
     std::array<std::byte, wire::md5_challenge_size> challenge_{};
     std::unique_ptr<auth::ec_srp5::server_exchange> ec_;
     std::string ec_user_;
     std::string user_;
     std::uint16_t token_ = 0;
     std::uint16_t udp_port_ = 0;
-    bool port_released_ = false;
     std::uint32_t joined_ = 0;
 };
 

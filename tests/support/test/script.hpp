@@ -17,7 +17,7 @@
 #include <vector>
 
 #include <btest/core/time.hpp>
-#include <btest/session/detail/session_core.hpp>
+#include <btest/session/session.hpp>
 #include <btest/session/event.hpp>
 
 #include "test/hex.hpp"
@@ -125,6 +125,8 @@ private:
     };
 
     static void drain(state& st) {
+        // The rig plays the transport's part: it answers requests (UDP ports, binds).
+        if constexpr (requires(Rig& r, btest::time_point t) { r.serve_requests(t); }) st.rig->serve_requests(st.now);
         auto& s = st.rig->session();
         while (auto ev = s.poll_event()) {
             if (std::holds_alternative<btest::session_closed>(*ev)) ++st.closed_events;

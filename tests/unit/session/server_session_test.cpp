@@ -237,12 +237,12 @@ TEST_CASE("server: multi-connection TCP answers with a token registered before t
         .feed("01 03 01 03 00 80 00 00 00 00 00 00 00 00 00 00")
         .expect_write("019c4e00")
         .check([](server_rig& r) {
-            CHECK(r.joins.pending() == 1);
-            CHECK(r.joins.claim(0x9c4e, ip_address::v4(192, 0, 2, 99)) == nullptr);  // another IP
+            CHECK(r.joins().pending() == 1);
+            CHECK(r.joins().claim(0x9c4e, ip_address::v4(192, 0, 2, 99)) == nullptr);  // another IP
         })
         .after(10s)  // T_join: the test starts with the connections present
         .expect_event("started", [](const event& e) { return started_with(e, protocol::tcp, direction::both); })
-        .check([](server_rig& r) { CHECK(r.joins.pending() == 0); })
+        .check([](server_rig& r) { CHECK(r.joins().pending() == 0); })
         .run();
 }
 
@@ -368,7 +368,7 @@ TEST_CASE("server: refuse() ends a test at a server limit before its OK word goe
 
 /// Runs a server session (accepting pattern 9c4e) through HELLO, `command` and its OK word:
 /// the state in which a multi-connection test waits for its JOINs.
-static server_session& accept_multi(server_rig& r, time_point now, std::string_view command) {
+static test::routed_server& accept_multi(server_rig& r, time_point now, std::string_view command) {
     r.pattern = test::unhex("9c4e");
     r.start();
     auto& s = r.session();

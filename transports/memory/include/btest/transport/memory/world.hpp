@@ -1,10 +1,12 @@
 // The in-memory transport: a discrete-event world on a virtual clock (DESIGN.md, "the test
-// bench"). A server host and any number of client hosts, joined per direction by a link with a
-// model — rate, delay, drop-tail queue, loss pattern, random loss and reordering from a seeded
-// RNG — carry TCP-like byte streams (reliable, in order, windowed) and UDP-like datagrams.
-// Sessions are driven exactly as a real transport drives them: read → feed → poll → write →
-// arm the timer at next_deadline(). Time jumps from one event to the next, so `run_for(10s)`
-// takes milliseconds and gives the same numbers every time.
+// bench"). A server host and any number of client hosts, joined per direction by a link
+// (link.hpp), carry TCP-like byte streams (reliable, in order, windowed) and UDP-like
+// datagrams. The server side is the kit's server as a real transport runs it: a front end
+// (server/front.hpp) answers HELLO and routes each connection's first message to a new
+// server_session or to the test it joins, under the kit's server_policy. Sessions are driven
+// exactly as a real transport drives them: read → feed → poll events and requests → write →
+// arm the timer at next_deadline(). Time jumps from one event to the next (scheduler.hpp), so
+// `run_for(10s)` takes milliseconds and gives the same numbers every time.
 //
 // Datagrams carry their sequence number and length through the link; the receiver sees the
 // right length with the sequence number in front and zero fill behind it (payload contents
@@ -19,63 +21,32 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <queue>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "btest/auth/credentials.hpp"
 #include "btest/core/address.hpp"
 #include "btest/core/bytes.hpp"
 #include "btest/core/entropy.hpp"
+#include "btest/server/front.hpp"
+#include "btest/server/policy.hpp"
+#include "btest/server/port_blocks.hpp"
 #include "btest/session/client_session.hpp"
-#include "btest/session/port_blocks.hpp"
 #include "btest/session/server_session.hpp"
+#include "btest/transport/memory/link.hpp"
+#include "btest/transport/memory/scheduler.hpp"
 
 namespace btest::memory {
 
-/// One direction of a host's path to the server.
-struct link_model {
-    std::uint64_t bits_per_second = 0;          ///< bottleneck rate; 0 = no bottleneck
-    duration delay{};                           ///< one-way propagation delay
-    std::size_t queue_bytes = 512 * 1024;       ///< drop-tail queue in front of the bottleneck (UDP)
-    std::uint64_t nic_bits_per_second = 1'000'000'000ULL;  ///< the sender's interface
-    std::size_t send_buffer = 1024 * 1024;      ///< UDP: a sender blocks beyond this NIC backlog
-    std::size_t tcp_window = 4 * 1024 * 1024;   ///< TCP: bytes in flight per connection
-    std::function<bool(std::uint64_t)> loss;    ///< UDP: drop datagram number n (0-based) if true
-    double loss_probability = 0;                ///< UDP: random loss
-    double reorder_probability = 0;             ///< UDP: share of datagrams delayed by reorder_delay
-    duration reorder_delay = std::chrono::milliseconds(1);
-    std::uint64_t seed = 1;
-};
-
-/// Drop every n-th datagram (n, 2n, 3n, … counting from 1).
-inline std::function<bool(std::uint64_t)> every_nth(std::uint64_t n) {
-    return [n](std::uint64_t i) { return (i + 1) % n == 0; };
-}
-
-/// What crossed one direction of a link.
-struct link_stats {
-    std::uint64_t tcp_bytes_written = 0;
-    std::uint64_t tcp_bytes_delivered = 0;
-    std::uint64_t datagrams_sent = 0;           ///< entered the link
-    std::uint64_t datagrams_dropped = 0;        ///< by loss pattern, random loss or a full queue
-    std::uint64_t datagrams_delivered = 0;      ///< reached a bound socket (payload ≥ 4 bytes)
-    std::uint64_t delivered_bytes = 0;          ///< UDP payload + H of those
-    std::uint64_t probes_delivered = 0;         ///< payloads shorter than 4 bytes
-    std::uint64_t datagrams_unreachable = 0;    ///< no socket bound at the destination
-    std::uint64_t reordered = 0;
-    /// Send order (among data datagrams, payload ≥ 4) of the first datagram that reached a
-    /// socket and of the highest one; `delivered_before_first` counts those that arrived after
-    /// the first but were sent before it (reordered at the very start).
-    std::optional<std::uint64_t> first_delivered_index, last_delivered_index;
-    std::uint64_t delivered_before_first = 0;
-    /// What a receiver tracking one stream from its first datagram must count as lost: the
-    /// datagrams of [first, highest] that never arrived (PROTOCOL §8.5).
-    std::uint64_t expected_lost() const {
-        if (!first_delivered_index) return 0;
-        return *last_delivered_index - *first_delivered_index + 1 - (datagrams_delivered - delivered_before_first);
-    }
+/// How the world answers a server session's admission_request (server_config::ask_admission).
+struct admission_decision {
+    bool admit = true;
+    byte_budget budget{};
+    std::uint64_t refill_below = 0;
+    budget_end end = budget_end::quota_exhausted;
+    std::error_code refusal = make_error_code(errc::quota_exhausted);
 };
 
 struct world_config {
@@ -84,10 +55,16 @@ struct world_config {
     std::vector<std::pair<std::string, std::string>> users;
     ip_address server_address = ip_address::v4(10, 0, 0, 1);
     std::uint64_t seed = 0x5eed;
-    std::size_t max_sessions = 100;             ///< transport limit (§12.4): refuse beyond it
+    std::size_t max_sessions = 100;             ///< the policy's test limit (§12.4)
+    std::size_t max_connections_per_ip = 0;     ///< the policy's per-address limit; 0: unlimited
+    auth_throttle::limits auth_failures{0};     ///< the policy's login throttle; off by default
     std::uint8_t server_cpu = 0;                ///< CPU load the server sessions report
     join_registry::limits joins{};
     port_block_allocator::limits ports{};
+    /// Answers admission requests; empty: admit without a budget.
+    std::function<admission_decision(const server_session&)> admission;
+    /// Answers budget requests with more budget; empty or nullopt: no more.
+    std::function<std::optional<byte_budget>(const server_session&)> refill;
 };
 
 class world {
@@ -95,7 +72,7 @@ class world {
     struct tcp_conn;
 
 public:
-    /// A client host: its session, config and the link models of its two directions.
+    /// A client host: its session, config and the links of its two directions.
     class client_host {
     public:
         client_session& session() { return *session_; }
@@ -104,8 +81,8 @@ public:
         bool has_session() const { return session_ != nullptr; }
         bool finished() const { return session_ && session_->finished(); }
         test_summary summary() const { return session_ ? session_->summary() : test_summary{}; }
-        const link_stats& up() const { return up_.stats; }
-        const link_stats& down() const { return down_.stats; }
+        const link_stats& up() const { return up_.stats(); }
+        const link_stats& down() const { return down_.stats(); }
         const std::vector<event>& events() const { return events_; }
         const ip_address& address() const { return address_; }
         client_config& config() { return cfg_; }
@@ -113,35 +90,15 @@ public:
 
     private:
         friend class world;
-        struct link_state {
-            link_model model;
-            link_stats stats;
-            time_point nic_free{};
-            time_point bn_free{};
-            std::uint64_t counter = 0;
-            std::uint64_t data_counter = 0;
-            seeded_entropy rng{1};
-        };
-        struct binder final : udp_binder {
-            client_host* host = nullptr;
-            bool bind(std::uint16_t first, std::uint16_t count, std::uint16_t server_port) override {
-                return host->owner_->bind_client(*host, first, count, server_port);
-            }
-            void unbind() override { host->owner_->unbind_client(*host); }
-        };
-
-        world* owner_ = nullptr;
         client_config cfg_;
         ip_address address_;
-        link_state up_, down_;
+        link up_, down_;
         seeded_entropy rng_{1};
-        binder binder_;
-        client_services services_{rng_, nullptr};
+        client_services services_{rng_};
         std::unique_ptr<client_session> session_;
         driver* driver_ = nullptr;
         std::vector<std::uint16_t> bound_;
         std::vector<event> events_;
-        std::uint32_t pending_connects_ = 0;
     };
 
     /// A scripted peer: raw bytes over a TCP connection to the server, for hostile and
@@ -154,8 +111,10 @@ public:
     };
 
     explicit world(world_config cfg = {})
-        : cfg_(std::move(cfg)), rng_(cfg_.seed), joins_(cfg_.joins), ports_(cfg_.ports), pool_(*this),
-          credentials_(rng_), services_{rng_, &credentials_, &pool_, &joins_, {}} {
+        : cfg_(std::move(cfg)), rng_(cfg_.seed),
+          policy_(server_policy::limits{{cfg_.max_sessions, 64}, cfg_.max_connections_per_ip, cfg_.auth_failures}),
+          front_(front_config{cfg_.server.limits.handshake, cfg_.server.max_conn_count, cfg_.joins}, policy_),
+          ports_(cfg_.ports), credentials_(rng_), services_{rng_, &credentials_, &front_.joins(), {}} {
         rng_.fill(services_.secret);
         for (const auto& [u, p] : cfg_.users) credentials_.add(u, p);
         scratch_.resize(max_datagram_payload);
@@ -170,7 +129,7 @@ public:
     world(const world&) = delete;
     world& operator=(const world&) = delete;
     ~world() {
-        // Sessions release into the pool and registry, which must outlive them.
+        // Sessions unregister from the front end's join registry, which must outlive them.
         for (auto& d : drivers_) d->server.reset();
         for (auto& c : clients_) c->session_.reset();
     }
@@ -179,24 +138,21 @@ public:
     client_host& add_client(const client_config& cfg, link_model up = {}, link_model down = {},
                             std::optional<ip_address> address = std::nullopt) {
         auto h = std::make_unique<client_host>();
-        h->owner_ = this;
         h->cfg_ = cfg;
         h->address_ = address ? *address
                               : ip_address::v4(10, 0, 1, static_cast<std::uint8_t>(1 + clients_.size()));
-        h->up_.model = std::move(up);
-        h->down_.model = std::move(down);
-        h->up_.rng = seeded_entropy(h->up_.model.seed);
-        h->down_.rng = seeded_entropy(h->down_.model.seed ^ 0xd0d0);
+        const auto up_seed = up.seed, down_seed = down.seed ^ 0xd0d0;
+        h->up_ = link(std::move(up), up_seed);
+        h->down_ = link(std::move(down), down_seed);
         h->rng_ = seeded_entropy(cfg_.seed + 7919 * (clients_.size() + 1));
-        h->binder_.host = h.get();
-        h->services_.udp = &h->binder_;
         auto* host = h.get();
         clients_.push_back(std::move(h));
-        connect(*host, /*primary=*/true);
+        connect(*host);
         return *host;
     }
 
     client_host& client(std::size_t i = 0) { return *clients_.at(i); }
+    std::size_t client_count() const { return clients_.size(); }
 
     /// One TCP connection of a client as both sessions index it, with what it delivered.
     struct connection_info {
@@ -232,38 +188,36 @@ public:
             c->up_inflight = c->down_inflight = 0;
             if (!c->client_closed) {
                 c->client_closed = true;
-                c->client->core().on_connection_closed(c->client_idx, now_, reset);
+                c->client->core().on_connection_closed(c->client_idx, now(), reset);
                 pump(*c->client);
             }
             if (!c->server_closed && c->server) {
-                c->server_closed = true;
-                c->server->core().on_connection_closed(c->server_idx, now_, reset);
+                server_socket_closed(*c);
+                c->server->core().on_connection_closed(c->server_idx, now(), reset);
                 pump(*c->server);
             }
             return;
         }
     }
-    std::size_t client_count() const { return clients_.size(); }
 
     /// Opens a raw TCP connection from `from` to the server.
-    std::size_t connect_raw(const ip_address& from, link_model link = {}) {
+    std::size_t connect_raw(const ip_address& from, link_model l = {}) {
         auto h = std::make_unique<client_host>();
-        h->owner_ = this;
         h->address_ = from;
-        h->up_.model = link;
-        h->down_.model = link;
+        h->up_ = link(l, l.seed);
+        h->down_ = link(l, l.seed ^ 0xd0d0);
         raw_hosts_.push_back(std::move(h));
         auto* c = new_conn(*raw_hosts_.back());
         c->raw = raws_.size();
         raws_.push_back(raw_peer{});
         raws_.back().index = raws_.size() - 1;
-        schedule(now_ + link.delay, item_kind::accept, c);
-        schedule(now_ + 2 * link.delay, item_kind::connected, c);
+        clock_.at(now() + l.delay, item{item_kind::accept, c});
+        clock_.at(now() + 2 * l.delay, item{item_kind::connected, c});
         return raws_.size() - 1;
     }
     raw_peer& raw(std::size_t i) { return raws_.at(i); }
-    /// The server session a raw connection belongs to now (after a JOIN: its target) and its
-    /// index there; nullopt before it was accepted.
+    /// The server session a raw connection belongs to now and its index there; nullopt before
+    /// it was routed to one.
     std::optional<std::pair<const server_session*, std::uint32_t>> raw_server_conn(std::size_t i) {
         auto* c = raw_conn(i);
         if (!c || !c->server) return std::nullopt;
@@ -278,17 +232,21 @@ public:
         if (c && !c->client_closed) close_side(*c, /*client_side=*/true);
     }
 
-    time_point now() const { return now_; }
+    time_point now() const { return clock_.now(); }
 
     /// Runs the world for `d` of virtual time.
-    void run_for(duration d) { run_until_time(now_ + d); }
+    void run_for(duration d) {
+        const auto end = now() + d;
+        while (!clock_.empty() && *clock_.next() <= end) step();
+        clock_.advance_to(end);
+    }
 
     /// Runs until `done()` or `limit` of virtual time passed; returns done().
     bool run_until(const std::function<bool()>& done, duration limit) {
-        const auto end = now_ + limit;
+        const auto end = now() + limit;
         while (!done()) {
-            if (queue_.empty() || queue_.top().at > end) {
-                now_ = std::max(now_, end);
+            if (clock_.empty() || *clock_.next() > end) {
+                clock_.advance_to(end);
                 return done();
             }
             step();
@@ -306,44 +264,46 @@ public:
 
     // ---- the server side ------------------------------------------------------------------
 
-    /// Every server session ever created (finished ones stay for inspection), in accept order.
+    /// Every server session ever created (finished ones stay for inspection), in start order.
     std::vector<const server_session*> server_sessions() const {
         std::vector<const server_session*> v;
         for (const auto& d : drivers_) if (d->server) v.push_back(d->server.get());
         return v;
     }
-    /// Server sessions that ran a test (handed-off joiners excluded).
+    /// Server sessions that ran a test.
     std::vector<const server_session*> server_tests() const {
         std::vector<const server_session*> v;
         for (const auto& d : drivers_)
             if (d->server && d->server->summary().started) v.push_back(d->server.get());
         return v;
     }
-    std::size_t live_server_sessions() const { return live_sessions_; }
+    /// Connections the server holds: sessions alive and connections still in the front end.
+    std::size_t live_server_sessions() const { return live_sessions_ + front_.pending(); }
+    /// Connections closed by a limit (before HELLO, or a COMMAND at max_sessions).
     std::size_t refused_connections() const { return refused_; }
     std::size_t udp_blocks_in_use() const { return ports_.active(); }
-    std::size_t pending_joins() const { return joins_.pending(); }
+    std::size_t pending_joins() const { return front_.joins().pending(); }
     std::size_t open_tcp_connections() const {
         std::size_t n = 0;
         for (const auto& c : conns_) n += (!c->client_closed || !c->server_closed) ? 1 : 0;
         return n;
     }
+    /// Every event of every server session, and a session_closed for each connection the front
+    /// end closed for an invalid first message or T_hs (what a server's log shows).
     const std::vector<event>& server_events() const { return server_events_; }
     server_config& server_cfg() { return cfg_.server; }
     server_services& services() { return services_; }
+    const server_policy& policy() const { return policy_; }
 
 private:
-    enum class item_kind : std::uint8_t { accept, connected, tcp_deliver, tcp_eof, udp_deliver, timer, wake };
+    enum class item_kind : std::uint8_t { accept, connected, tcp_deliver, tcp_eof, udp_deliver, timer, wake, front_timer };
 
     struct item {
-        time_point at;
-        std::uint64_t order;
         item_kind kind;
-        void* target;
+        void* target = nullptr;
         std::uint64_t a = 0;
         std::uint64_t b = 0;
         std::uint64_t c = 0;
-        bool operator>(const item& o) const { return at != o.at ? at > o.at : order > o.order; }
     };
 
     struct segment {
@@ -356,8 +316,12 @@ private:
         client_host* host = nullptr;
         driver* client = nullptr;            // client-side driver (null for raw peers)
         std::uint32_t client_idx = 0;
-        driver* server = nullptr;            // server-side driver once accepted
+        std::optional<conn_id> front;        // in the server's front end, before its route
+        driver* server = nullptr;            // server-side driver once routed to a session
         std::uint32_t server_idx = 0;
+        bool counted = false;                // the policy counts it until the server closes it
+        std::vector<std::byte> front_rest;   // bytes behind the first message, for its session
+        endpoint peer;                       // as the server sees it
         std::optional<std::size_t> raw;
         std::deque<segment> up, down;        // in flight
         std::size_t up_inflight = 0, down_inflight = 0;
@@ -370,52 +334,20 @@ private:
     struct driver {
         client_host* host = nullptr;                // client side
         std::unique_ptr<server_session> server;     // server side
+        session_admission::ticket ticket;           // server side: counts the test
+        std::optional<std::uint16_t> udp_port;      // server side: the port block it holds
         std::vector<tcp_conn*> conns;               // by the session's connection index
         std::uint64_t timer_gen = 0;
         std::optional<time_point> armed;
         bool released = false;
         std::optional<time_point> wake_at;          // earliest pending wake-up
-        detail::session_core& core() {
-            return server ? static_cast<detail::session_core&>(*server)
-                          : static_cast<detail::session_core&>(*host->session_);
-        }
-        void feed(std::uint32_t conn, time_point now, std::span<const std::byte> b) {
-            if (server) server->feed(conn, now, b);
-            else host->session_->feed(conn, now, b);
-        }
-        void on_timer(time_point now) {
-            if (server) server->on_timer(now);
-            else host->session_->on_timer(now);
-        }
-    };
-
-    struct pool final : udp_port_pool {
-        explicit pool(world& w) : w_(w) {}
-        std::optional<std::uint16_t> acquire(std::uint16_t count) override {
-            return w_.ports_.acquire(count, [&](std::uint16_t p) { return !w_.server_udp_.count(p); });
-        }
-        void release(std::uint16_t first) override {
-            w_.server_udp_.erase(first);
-            w_.ports_.release(first);
-        }
-        world& w_;
+        session& core() { return server ? static_cast<session&>(*server) : static_cast<session&>(*host->session_); }
     };
 
     // ---- scheduling ----------------------------------------------------------------------
 
-    void schedule(time_point at, item_kind k, void* target, std::uint64_t a = 0, std::uint64_t b = 0) {
-        queue_.push(item{at, order_++, k, target, a, b});
-    }
-
-    void run_until_time(time_point end) {
-        while (!queue_.empty() && queue_.top().at <= end) step();
-        now_ = std::max(now_, end);
-    }
-
     void step() {
-        item it = queue_.top();
-        queue_.pop();
-        now_ = std::max(now_, it.at);
+        const item it = clock_.pop();
         switch (it.kind) {
         case item_kind::accept: on_accept(*static_cast<tcp_conn*>(it.target)); break;
         case item_kind::connected: on_connected(*static_cast<tcp_conn*>(it.target)); break;
@@ -426,17 +358,23 @@ private:
             auto* d = static_cast<driver*>(it.target);
             if (d->timer_gen != it.a) break;  // re-armed since
             d->armed.reset();
-            d->on_timer(now_);
+            d->core().on_timer(now());
             pump(*d);
             break;
         }
         case item_kind::wake: {
             auto* d = static_cast<driver*>(it.target);
-            if (d->wake_at != it.at) break;  // superseded by an earlier one
+            if (d->wake_at != time_point(duration(static_cast<std::int64_t>(it.b)))) break;  // superseded
             d->wake_at.reset();
             pump(*d);
             break;
         }
+        case item_kind::front_timer:
+            if (front_gen_ != it.a) break;
+            front_armed_.reset();
+            front_.on_timer(now());
+            route_all();
+            break;
         }
     }
 
@@ -452,31 +390,21 @@ private:
         return nullptr;
     }
 
-    void connect(client_host& h, bool primary) {
-        (void)primary;
+    void connect(client_host& h) {
         auto* c = new_conn(h);
-        schedule(now_ + h.up_.model.delay, item_kind::accept, c);
-        schedule(now_ + h.up_.model.delay + h.down_.model.delay, item_kind::connected, c);
+        clock_.at(now() + h.up_.model().delay, item{item_kind::accept, c});
+        clock_.at(now() + h.up_.model().delay + h.down_.model().delay, item{item_kind::connected, c});
     }
 
+    // The server accepts: the front end takes the connection, writes HELLO (or routes it to
+    // close at once).
     void on_accept(tcp_conn& c) {
-        if (live_sessions_ >= cfg_.max_sessions) {
-            // Over the limit: close instead of HELLO (§12.4).
-            ++refused_;
-            c.server_closed = true;
-            schedule_eof(c, /*to_client=*/true);
-            return;
-        }
-        drivers_.push_back(std::make_unique<driver>());
-        auto* d = drivers_.back().get();
-        const endpoint peer{c.host->address_, static_cast<std::uint16_t>(40000 + conns_.size())};
-        d->server = std::make_unique<server_session>(cfg_.server, services_, peer, now_);
-        d->server->set_local_cpu(cfg_.server_cpu);
-        d->conns.push_back(&c);
-        c.server = d;
-        c.server_idx = 0;
-        ++live_sessions_;
-        pump(*d);
+        c.peer = endpoint{c.host->address_, static_cast<std::uint16_t>(40000 + conns_.size())};
+        const conn_id id = front_.accept(now(), c.peer);
+        c.front = id;
+        front_conns_[id] = &c;
+        if (const auto n = front_.write_to(id, now(), write_buf_)) send_tcp(c, /*up=*/false, std::span(write_buf_).first(n));
+        route_all();
     }
 
     void on_connected(tcp_conn& c) {
@@ -486,7 +414,7 @@ private:
         }
         auto& h = *c.host;
         if (!h.session_) {
-            h.session_ = std::make_unique<client_session>(h.cfg_, h.services_, endpoint{cfg_.server_address, 2000}, now_);
+            h.session_ = std::make_unique<client_session>(h.cfg_, h.services_, endpoint{cfg_.server_address, 2000}, now());
             drivers_.push_back(std::make_unique<driver>());
             h.driver_ = drivers_.back().get();
             h.driver_->host = &h;
@@ -494,13 +422,12 @@ private:
             c.client = h.driver_;
             c.client_idx = 0;
         } else {
-            if (h.pending_connects_) --h.pending_connects_;
             if (h.session_->finished()) {
                 close_side(c, true);
                 return;
             }
             c.client = h.driver_;
-            c.client_idx = h.session_->add_connection(now_);
+            c.client_idx = h.session_->add_connection(now());
             if (h.driver_->conns.size() <= c.client_idx) h.driver_->conns.resize(c.client_idx + 1, nullptr);
             h.driver_->conns[c.client_idx] = &c;
         }
@@ -509,22 +436,95 @@ private:
         pump(*h.driver_);
     }
 
+    // ---- the front end ---------------------------------------------------------------------
+
+    void route_all() {
+        while (auto r = front_.poll_route()) {
+            auto it = front_conns_.find(route_conn(*r));
+            assert(it != front_conns_.end());
+            tcp_conn& c = *it->second;
+            front_conns_.erase(it);
+            c.front.reset();
+            if (auto* t = std::get_if<route_test>(&*r)) {
+                drivers_.push_back(std::make_unique<driver>());
+                auto* d = drivers_.back().get();
+                d->server = std::make_unique<server_session>(cfg_.server, services_, t->peer, t->command, now());
+                d->server->set_local_cpu(cfg_.server_cpu);
+                d->ticket = t->ticket;
+                attach(*d, 0, c);
+                ++live_sessions_;
+            } else if (auto* j = std::get_if<route_join>(&*r)) {
+                driver* target = nullptr;
+                for (auto& other : drivers_) if (other->server.get() == j->session) target = other.get();
+                assert(target);
+                attach(*target, j->session->join(now()), c);
+            } else {
+                const auto& cl = std::get<route_close>(*r);
+                if (cl.refused) ++refused_;
+                else server_events_.push_back(session_closed{end_reason::failure, cl.error});
+                c.front_rest.clear();
+                close_side(c, /*client_side=*/false);
+            }
+        }
+        arm_front();
+    }
+
+    void attach(driver& d, std::uint32_t idx, tcp_conn& c) {
+        if (d.conns.size() <= idx) d.conns.resize(idx + 1, nullptr);
+        d.conns[idx] = &c;
+        c.server = &d;
+        c.server_idx = idx;
+        c.counted = true;
+        // Bytes that came behind the first message are the session's.
+        if (!c.front_rest.empty()) {
+            auto rest = std::move(c.front_rest);
+            c.front_rest.clear();
+            feed_server(c, rest);
+        }
+        pump(d);
+    }
+
+    void arm_front() {
+        const auto dl = front_.next_deadline();
+        if (dl == front_armed_) return;
+        front_armed_ = dl;
+        ++front_gen_;
+        if (dl) clock_.at(std::max(*dl, now()), item{item_kind::front_timer, nullptr, front_gen_});
+    }
+
     // ---- TCP ------------------------------------------------------------------------------
 
     void send_tcp(tcp_conn& c, bool up, std::span<const std::byte> b) {
-        auto& link = up ? c.host->up_ : c.host->down_;
-        link.stats.tcp_bytes_written += b.size();
-        const std::uint64_t rate = link.model.bits_per_second ? link.model.bits_per_second
-                                                              : link.model.nic_bits_per_second;
-        const time_point start = std::max(now_, link.bn_free);
-        const auto ser = duration(static_cast<std::int64_t>(b.size() * 8ULL * 1'000'000'000ULL / std::max<std::uint64_t>(rate, 1)));
-        link.bn_free = start + ser;
-        link.nic_free = std::max(link.nic_free, link.bn_free);
-        const time_point at = link.bn_free + link.model.delay;
+        auto& l = up ? c.host->up_ : c.host->down_;
+        const time_point at = l.tcp_send(now(), b.size());
         auto& q = up ? c.up : c.down;
         q.push_back(segment{at, {b.begin(), b.end()}});
         (up ? c.up_inflight : c.down_inflight) += b.size();
-        schedule(at, item_kind::tcp_deliver, &c, up ? 1 : 0);
+        clock_.at(at, item{item_kind::tcp_deliver, &c, up ? 1u : 0u});
+    }
+
+    // Feeds bytes to the server side of `c`: the front end first, then its session, which
+    // reads no more than its read_limit() (a byte budget) — the rest is not delivered.
+    void feed_server(tcp_conn& c, std::span<const std::byte> b) {
+        auto& l = c.host->up_;
+        if (c.front) {
+            const auto n = front_.feed(*c.front, now(), b);
+            l.stats().tcp_bytes_delivered += n;
+            c.up_delivered += n;
+            if (n < b.size()) c.front_rest.assign(b.begin() + static_cast<std::ptrdiff_t>(n), b.end());
+            route_all();
+            return;
+        }
+        if (!c.server) return;
+        auto& s = c.server->core();
+        while (!b.empty() && !s.finished()) {
+            const auto n = std::min(b.size(), s.read_limit(c.server_idx));
+            l.stats().tcp_bytes_delivered += n;
+            c.up_delivered += n;
+            s.feed(c.server_idx, now(), b.first(n));
+            b = b.subspan(n);
+        }
+        pump(*c.server);
     }
 
     void on_tcp_deliver(tcp_conn& c, bool up) {
@@ -533,25 +533,19 @@ private:
         segment s = std::move(q.front());
         q.pop_front();
         (up ? c.up_inflight : c.down_inflight) -= s.bytes.size();
-        auto& link = up ? c.host->up_ : c.host->down_;
         if (up) {
-            if (c.raw && c.server == nullptr) return;
-            if (!c.server_closed && c.server) {
-                link.stats.tcp_bytes_delivered += s.bytes.size();
-                c.up_delivered += s.bytes.size();
-                c.server->feed(c.server_idx, now_, s.bytes);
-                pump(*c.server);
-            }
+            if (!c.server_closed && (c.front || c.server)) feed_server(c, s.bytes);
             if (c.client && !c.client_closed) wake(*c.client);  // window space
         } else {
+            auto& l = c.host->down_;
             if (c.raw) {
-                link.stats.tcp_bytes_delivered += s.bytes.size();
+                l.stats().tcp_bytes_delivered += s.bytes.size();
                 auto& r = raws_[*c.raw];
                 r.received.insert(r.received.end(), s.bytes.begin(), s.bytes.end());
             } else if (!c.client_closed && c.client) {
-                link.stats.tcp_bytes_delivered += s.bytes.size();
+                l.stats().tcp_bytes_delivered += s.bytes.size();
                 c.down_delivered += s.bytes.size();
-                c.client->feed(c.client_idx, now_, s.bytes);
+                c.client->core().feed(c.client_idx, now(), s.bytes);
                 pump(*c.client);
             } else if (!c.client_closed && !c.client) {
                 early_.push_back({&c, std::move(s.bytes)});
@@ -563,15 +557,15 @@ private:
     void flush_early(tcp_conn& c) {
         for (auto it = early_.begin(); it != early_.end();) {
             if (it->first == &c) {
-                c.host->down_.stats.tcp_bytes_delivered += it->second.size();
+                c.host->down_.stats().tcp_bytes_delivered += it->second.size();
                 c.down_delivered += it->second.size();
-                c.client->feed(c.client_idx, now_, it->second);
+                c.client->core().feed(c.client_idx, now(), it->second);
                 it = early_.erase(it);
             } else {
                 ++it;
             }
         }
-        if (c.eof_to_client && c.client) c.client->core().on_connection_closed(c.client_idx, now_);
+        if (c.eof_to_client && c.client) c.client->core().on_connection_closed(c.client_idx, now());
     }
 
     void close_side(tcp_conn& c, bool client_side) {
@@ -581,18 +575,27 @@ private:
             schedule_eof(c, /*to_client=*/false);
         } else {
             if (c.server_closed) return;
-            c.server_closed = true;
+            server_socket_closed(c);
             schedule_eof(c, /*to_client=*/true);
         }
     }
 
+    // The server closes its socket of `c`: the policy's count of the address goes back.
+    void server_socket_closed(tcp_conn& c) {
+        c.server_closed = true;
+        if (c.counted) {
+            c.counted = false;
+            policy_.connection_closed(c.peer.address);
+        }
+    }
+
     void schedule_eof(tcp_conn& c, bool to_client) {
-        auto& link = to_client ? c.host->down_ : c.host->up_;
+        const auto& l = to_client ? c.host->down_ : c.host->up_;
         // The FIN follows the data in flight.
         const auto& q = to_client ? c.down : c.up;
-        time_point at = now_ + link.model.delay;
+        time_point at = now() + l.model().delay;
         if (!q.empty()) at = std::max(at, q.back().at);
-        schedule(at, item_kind::tcp_eof, &c, to_client ? 1 : 0);
+        clock_.at(at, item{item_kind::tcp_eof, &c, to_client ? 1u : 0u});
     }
 
     void on_tcp_eof(tcp_conn& c, bool to_client) {
@@ -603,13 +606,22 @@ private:
                 return;
             }
             if (c.client && !c.client_closed) {
-                c.client->core().on_connection_closed(c.client_idx, now_);
+                c.client->core().on_connection_closed(c.client_idx, now());
                 pump(*c.client);
             }
         } else {
             c.eof_to_server = true;
-            if (c.server && !c.server_closed) {
-                c.server->core().on_connection_closed(c.server_idx, now_);
+            if (c.server_closed) return;
+            if (c.front) {
+                // Closed before its first message was complete: the front end forgets it.
+                front_conns_.erase(*c.front);
+                front_.closed(*c.front, now());
+                c.front.reset();
+                server_events_.push_back(session_closed{end_reason::failure, make_error_code(errc::peer_closed)});
+                close_side(c, /*client_side=*/false);
+                arm_front();
+            } else if (c.server) {
+                c.server->core().on_connection_closed(c.server_idx, now());
                 pump(*c.server);
             }
         }
@@ -617,10 +629,10 @@ private:
 
     // ---- UDP ------------------------------------------------------------------------------
 
-    bool bind_client(client_host& h, std::uint16_t first, std::uint16_t count, std::uint16_t) {
-        for (std::uint32_t p = first; p < std::uint32_t(first) + count; ++p)
+    bool bind_client(client_host& h, const udp_bind_request& r) {
+        for (std::uint32_t p = r.first; p < std::uint32_t(r.first) + r.count; ++p)
             if (client_udp_.count({h.address_, static_cast<std::uint16_t>(p)})) return false;
-        for (std::uint32_t p = first; p < std::uint32_t(first) + count; ++p) {
+        for (std::uint32_t p = r.first; p < std::uint32_t(r.first) + r.count; ++p) {
             client_udp_[{h.address_, static_cast<std::uint16_t>(p)}] = &h;
             h.bound_.push_back(static_cast<std::uint16_t>(p));
         }
@@ -631,62 +643,17 @@ private:
         h.bound_.clear();
     }
 
-    // Can `link` take one more datagram from its sender now? (NIC backlog within the buffer.)
-    bool can_send_udp(const client_host::link_state& link) const {
-        if (link.nic_free <= now_) return true;
-        const auto backlog_ns = static_cast<std::uint64_t>((link.nic_free - now_).count());
-        const auto backlog_bytes = backlog_ns * link.model.nic_bits_per_second / 8 / 1'000'000'000ULL;
-        return backlog_bytes < link.model.send_buffer;
-    }
-    time_point when_can_send_udp(const client_host::link_state& link) const {
-        const auto buffer_ns = static_cast<std::int64_t>(link.model.send_buffer * 8ULL * 1'000'000'000ULL /
-                                                          link.model.nic_bits_per_second);
-        return std::max(now_ + duration(1), link.nic_free - duration(buffer_ns) + duration(1));
-    }
-
-    // Puts one datagram on `link` (payload length `len`, sequence number `seq`).
+    // Puts one datagram on a link (payload length `len`, sequence number `seq`).
     void send_udp(client_host& h, bool up, std::uint32_t len, std::uint32_t seq, std::uint16_t src_port,
                   std::uint16_t dst_port, std::uint32_t header) {
-        auto& link = up ? h.up_ : h.down_;
-        const std::uint64_t index = link.counter++;
-        const std::uint64_t data_index = len >= 4 ? link.data_counter++ : ~0ULL;
-        link.stats.datagrams_sent++;
-        const std::uint64_t wire = std::uint64_t(len) + header;
-        const time_point nic_start = std::max(now_, link.nic_free);
-        link.nic_free = nic_start + duration(static_cast<std::int64_t>(wire * 8ULL * 1'000'000'000ULL / link.model.nic_bits_per_second));
-        time_point out = link.nic_free;
-        bool drop = (link.model.loss && link.model.loss(index));
-        if (!drop && link.model.loss_probability > 0) {
-            drop = double(link.rng.next() >> 11) * 0x1.0p-53 < link.model.loss_probability;
-        }
-        if (!drop && link.model.bits_per_second) {
-            const time_point arrive = out;
-            if (link.bn_free > arrive) {
-                const auto backlog_ns = static_cast<std::uint64_t>((link.bn_free - arrive).count());
-                const auto backlog_bytes = backlog_ns * link.model.bits_per_second / 8 / 1'000'000'000ULL;
-                if (backlog_bytes + wire > link.model.queue_bytes) drop = true;
-            }
-            if (!drop) {
-                link.bn_free = std::max(arrive, link.bn_free) +
-                               duration(static_cast<std::int64_t>(wire * 8ULL * 1'000'000'000ULL / link.model.bits_per_second));
-                out = link.bn_free;
-            }
-        }
-        if (drop) {
-            link.stats.datagrams_dropped++;
-            return;
-        }
-        time_point at = out + link.model.delay;
-        if (link.model.reorder_probability > 0 &&
-            double(link.rng.next() >> 11) * 0x1.0p-53 < link.model.reorder_probability) {
-            at += link.model.reorder_delay;
-            link.stats.reordered++;
-        }
+        auto& l = up ? h.up_ : h.down_;
+        const auto sent = l.udp_send(now(), len, header);
+        if (!sent.arrives) return;
         // a: seq | len << 32; b: src port | dst port << 16 | up << 32 | header << 40
         const std::uint64_t a = std::uint64_t(seq) | std::uint64_t(len) << 32;
         const std::uint64_t b = std::uint64_t(src_port) | std::uint64_t(dst_port) << 16 | std::uint64_t(up ? 1 : 0) << 32 |
                                 std::uint64_t(header) << 40;
-        queue_.push(item{at, order_++, item_kind::udp_deliver, &h, a, b, data_index});
+        clock_.at(*sent.arrives, item{item_kind::udp_deliver, &h, a, b, sent.data_index});
     }
 
     void on_udp_deliver(const item& it) {
@@ -697,7 +664,7 @@ private:
         const auto dst_port = static_cast<std::uint16_t>((it.b >> 16) & 0xffff);
         const bool up = ((it.b >> 32) & 1) != 0;
         const auto header = static_cast<std::uint32_t>(it.b >> 40);
-        auto& link = up ? h.up_ : h.down_;
+        auto& l = up ? h.up_ : h.down_;
         driver* to = nullptr;
         endpoint src;
         std::uint32_t stream = 0;
@@ -714,21 +681,17 @@ private:
             src = {cfg_.server_address, src_port};
         }
         if (!to) {
-            link.stats.datagrams_unreachable++;
+            l.stats().datagrams_unreachable++;
             return;
         }
         std::span<std::byte> payload(scratch_.data(), len);
         if (len >= 4) {
             bytes::store_be32(scratch_.data(), seq);
-            link.stats.datagrams_delivered++;
-            link.stats.delivered_bytes += std::uint64_t(len) + header;
-            if (!link.stats.first_delivered_index) link.stats.first_delivered_index = it.c;
-            if (it.c < *link.stats.first_delivered_index) link.stats.delivered_before_first++;
-            link.stats.last_delivered_index = std::max(link.stats.last_delivered_index.value_or(0), it.c);
+            l.stats().delivered(it.c, std::uint64_t(len) + header);
         } else {
-            link.stats.probes_delivered++;
+            l.stats().probes_delivered++;
         }
-        to->core().feed_datagram(now_, src, payload, stream);
+        to->core().feed_datagram(now(), src, payload, stream);
         if (len >= 4) bytes::store_be32(scratch_.data(), 0);
         pump(*to);
     }
@@ -736,46 +699,63 @@ private:
     // ---- the driver loop ------------------------------------------------------------------
 
     void wake(driver& d, std::optional<time_point> at = std::nullopt) {
-        const time_point t = at ? *at : now_;
+        const time_point t = at ? *at : now();
         if (d.wake_at && *d.wake_at <= t) return;
         d.wake_at = t;
-        schedule(t, item_kind::wake, &d);
+        clock_.at(t, item{item_kind::wake, &d, 0, static_cast<std::uint64_t>(t.time_since_epoch().count())});
+    }
+
+    // Events and requests, until neither is left; true when a request was answered.
+    bool drain(driver& d) {
+        auto& s = d.core();
+        bool answered = false;
+        for (bool more = true; more;) {
+            more = false;
+            while (auto ev = s.poll_event()) {
+                handle_event(d, *ev);
+                more = true;
+            }
+            while (auto rq = s.poll_request()) {
+                handle_request(d, *rq);
+                more = answered = true;
+            }
+        }
+        return answered;
     }
 
     void pump(driver& d) {
         auto& s = d.core();
-        // Events first: they may change the connection table.
-        while (auto ev = s.poll_event()) handle_event(d, *ev);
+        // Events and requests first: they may change the connection table.
+        drain(d);
         if (d.released) return;
         // TCP writes while the window has room.
+        const bool client_side = !d.server;
         for (std::uint32_t i = 0; i < d.conns.size(); ++i) {
             auto* c = d.conns[i];
             if (!c) continue;
-            const bool client_side = !d.server;
             if (client_side ? c->client_closed : c->server_closed) continue;
             if (client_side && !d.host->session_->connection_open(i)) {
                 close_side(*c, true);
                 continue;
             }
-            const std::size_t window = client_side ? c->host->up_.model.tcp_window : c->host->down_.model.tcp_window;
+            const std::size_t window = client_side ? c->host->up_.model().tcp_window : c->host->down_.model().tcp_window;
             // Like a socket buffer: a write is accepted while the window is not full.
             while ((client_side ? c->up_inflight : c->down_inflight) < window) {
-                const auto n = s.write_to(i, now_, write_buf_);
+                const auto n = s.write_to(i, now(), write_buf_);
                 if (n == 0) break;
                 send_tcp(*c, client_side, std::span(write_buf_).first(n));
             }
         }
         // UDP sends while the NIC accepts.
         if (s.running() && s.params().proto == protocol::udp) {
-            client_host* h = d.server ? host_of(d) : d.host;
-            if (h) {
-                auto& link = d.server ? h->down_ : h->up_;
+            if (client_host* h = d.server ? host_of(d) : d.host) {
+                auto& l = d.server ? h->down_ : h->up_;
                 for (int burst = 0; burst < 4096; ++burst) {
-                    if (!can_send_udp(link)) {
-                        wake(d, when_can_send_udp(link));
+                    if (!l.udp_writable(now())) {
+                        wake(d, l.udp_writable_at(now()));
                         break;
                     }
-                    auto dg = s.next_datagram(now_, scratch_);
+                    auto dg = s.next_datagram(now(), scratch_);
                     if (!dg) break;
                     const auto seq = dg->size >= 4 ? bytes::load_be32(scratch_.data()) : 0u;
                     const auto src_port = d.server ? s.params().udp_port
@@ -786,16 +766,19 @@ private:
                 }
             }
         }
+        // Sending may have spent a byte budget: a refill asked for, or the end of the test.
+        const bool answered = drain(d);
         if (s.finished()) {
             finish_driver(d);
             return;
         }
+        if (answered) wake(d);
         // Arm the one timer.
         const auto dl = s.next_deadline();
         if (dl != d.armed) {
             d.armed = dl;
             ++d.timer_gen;
-            if (dl) schedule(std::max(*dl, now_), item_kind::timer, &d, d.timer_gen);
+            if (dl) clock_.at(std::max(*dl, now()), item{item_kind::timer, &d, d.timer_gen});
         }
     }
 
@@ -807,31 +790,31 @@ private:
     void handle_event(driver& d, const event& ev) {
         if (d.server) {
             server_events_.push_back(ev);
-            if (auto* h = std::get_if<connection_handoff>(&ev)) {
-                // Move this driver's only connection to the target session.
-                driver* target = nullptr;
-                for (auto& other : drivers_) if (other->server.get() == h->target) target = other.get();
-                assert(target);
-                auto* c = d.conns.at(0);
-                c->server = target;
-                c->server_idx = h->conn;
-                if (target->conns.size() <= h->conn) target->conns.resize(h->conn + 1, nullptr);
-                target->conns[h->conn] = c;
-                d.conns.clear();
-                d.released = true;
-                --live_sessions_;
-                pump(*target);
-                return;
-            }
-            if (auto* u = std::get_if<test_started>(&ev); u && u->proto == protocol::udp) {
-                server_udp_[d.server->udp_port()] = &d;
-            }
+            if (auto* a = std::get_if<auth_result>(&ev); a && !a->ok) policy_.auth_failed(d.server->peer().address, now());
             return;
         }
         d.host->events_.push_back(ev);
-        if (auto* o = std::get_if<open_connections>(&ev)) {
-            d.host->pending_connects_ += o->count;
-            for (std::uint32_t i = 0; i < o->count; ++i) connect(*d.host, false);
+        if (auto* o = std::get_if<open_connections>(&ev))
+            for (std::uint32_t i = 0; i < o->count; ++i) connect(*d.host);
+    }
+
+    void handle_request(driver& d, const request& r) {
+        if (auto* p = std::get_if<udp_port_request>(&r)) {
+            auto port = ports_.acquire(p->count, [&](std::uint16_t q) { return !server_udp_.count(q); });
+            if (port) {
+                d.udp_port = *port;
+                server_udp_[*port] = &d;
+            }
+            d.server->udp_port_ready(now(), port);
+        } else if (auto* b = std::get_if<udp_bind_request>(&r)) {
+            d.host->session_->udp_bound(now(), bind_client(*d.host, *b));
+        } else if (std::holds_alternative<admission_request>(r)) {
+            const auto a = cfg_.admission ? cfg_.admission(*d.server) : admission_decision{};
+            if (a.admit) d.server->admit(now(), a.budget, a.refill_below, a.end);
+            else d.server->refuse(now(), a.refusal);
+        } else if (std::holds_alternative<budget_request>(r)) {
+            auto more = cfg_.refill ? cfg_.refill(*d.server) : std::nullopt;
+            d.core().add_budget(now(), more.value_or(byte_budget{}));
         }
     }
 
@@ -842,30 +825,36 @@ private:
         d.armed.reset();
         if (d.server) {
             --live_sessions_;
-            for (auto it = server_udp_.begin(); it != server_udp_.end();)
-                it = (it->second == &d) ? server_udp_.erase(it) : std::next(it);
+            policy_.release(d.ticket);
+            if (d.udp_port) {
+                server_udp_.erase(*d.udp_port);
+                ports_.release(*d.udp_port);
+                d.udp_port.reset();
+            }
             for (auto* c : d.conns) if (c) close_side(*c, false);
         } else {
+            unbind_client(*d.host);
             for (auto* c : d.conns) if (c) close_side(*c, true);
         }
     }
 
     world_config cfg_;
     seeded_entropy rng_;
-    join_registry joins_;
+    server_policy policy_;
+    server_front front_;
     port_block_allocator ports_;
-    pool pool_;
     auth::memory_credentials credentials_;
     server_services services_;
 
-    time_point now_{};
-    std::uint64_t order_ = 0;
-    std::priority_queue<item, std::vector<item>, std::greater<>> queue_;
+    scheduler<item> clock_;
+    std::optional<time_point> front_armed_;
+    std::uint64_t front_gen_ = 0;
     std::vector<std::unique_ptr<client_host>> clients_;
     std::vector<std::unique_ptr<client_host>> raw_hosts_;
     std::vector<raw_peer> raws_;
     std::vector<std::unique_ptr<tcp_conn>> conns_;
     std::vector<std::unique_ptr<driver>> drivers_;
+    std::map<conn_id, tcp_conn*> front_conns_;
     std::vector<std::pair<tcp_conn*, std::vector<std::byte>>> early_;
     std::map<std::uint16_t, driver*> server_udp_;
     std::map<std::pair<ip_address, std::uint16_t>, client_host*> client_udp_;

@@ -1,5 +1,5 @@
 // CPU load for the STATUS cpu byte (PROTOCOL §2.8): the kit only carries the number an embedder
-// supplies (set_local_cpu); this transport reads Linux's /proc/stat once per second.
+// supplies (set_local_cpu); the transports read Linux's /proc/stat once per second.
 #pragma once
 
 #include <array>
@@ -8,7 +8,7 @@
 #include <optional>
 #include <string>
 
-namespace btest::posix {
+namespace btest::transport {
 
 /// Whole-machine CPU load between two calls of sample(), from the first line of /proc/stat.
 /// Where /proc/stat cannot be read, sample() returns nullopt.
@@ -55,4 +55,4 @@ private:
     std::optional<ticks> last_;
 };
 
-} // namespace btest::posix
+} // namespace btest::transport

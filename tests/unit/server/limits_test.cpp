@@ -1,7 +1,7 @@
 // Per-IP policies for public servers: failed-authentication throttling and connection caps.
 #include <catch2/catch.hpp>
 
-#include <btest/session/server_limits.hpp>
+#include <btest/server/limits.hpp>
 
 using namespace btest;
 using namespace std::chrono_literals;

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <btest/core/entropy.hpp>
-#include <btest/session/admission.hpp>
+#include <btest/server/admission.hpp>
 
 using namespace btest;
 

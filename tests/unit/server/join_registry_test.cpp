@@ -3,8 +3,8 @@
 
 #include <set>
 
-#include <btest/session/join_registry.hpp>
-#include <btest/session/port_blocks.hpp>
+#include <btest/server/join_registry.hpp>
+#include <btest/server/port_blocks.hpp>
 
 using namespace btest;
 

@@ -12,7 +12,7 @@
 #include <cstdint>
 
 #include "btest/core/address.hpp"
-#include "btest/session/join_registry.hpp"
+#include "btest/server/join_registry.hpp"
 
 namespace btest {
 
@@ -42,8 +42,12 @@ public:
     /// awaits connections — it may be a JOIN; if it sends a COMMAND instead, admit_command()
     /// refuses it. Connections in their handshake are capped too (max_sessions + slack).
     bool admit_connection(const ip_address& ip, const join_registry& joins, ticket& t) noexcept {
+        return admit_connection(joins.pending_from(ip), t);
+    }
+    /// The same, with `maybe_join` already known: a pending test from the peer's IP awaits
+    /// connections.
+    bool admit_connection(bool maybe_join, ticket& t) noexcept {
         release(t);
-        const bool maybe_join = joins.pending_from(ip);
         if ((tests_ >= limits_.max_sessions && !maybe_join) ||
             handshaking_ >= limits_.max_sessions + limits_.handshake_slack)
             return false;
