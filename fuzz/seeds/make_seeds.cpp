@@ -231,6 +231,7 @@ void server_config(fuzz::seed_writer& w, int auth) {
     w.boolean(true);             // max_tx_rate 0
     w.boolean(true);             // udp send defaults
     w.boolean(true);             // timeout defaults
+    w.integral<int>(0, 3, 1);    // no admission requests
 }
 
 /// Mirrors fuzz::read_client_config. `count_case`: 0 → 1 connection, 1 → `count` (2..4).
@@ -271,7 +272,7 @@ namespace so = fuzz::server_ops;
 struct server_seed {
     fuzz::seed_writer w;
     std::size_t sockets = 1;
-    std::size_t sessions = 1;
+    std::size_t sessions = 0;  ///< tests the front end routed (a COMMAND creates one)
 
     void op(so::op o) { w.integral<int>(0, static_cast<int>(so::op::op_last), static_cast<int>(o)); }
     void socket(std::size_t k) { w.integral<std::size_t>(0, sockets - 1, k); }
@@ -298,15 +299,19 @@ struct server_seed {
         w.integral<int>(0, 3, 2);
         w.integral<std::uint32_t>(0, 15'000, ms);
     }
+    /// Session j's timer (j == sessions: the front end's).
     void fire(std::size_t j) {
         op(so::op::fire_timer);
-        session(j);
+        w.integral<std::size_t>(0, sessions, j);
+    }
+    void command(std::size_t k, const bytes& b) {
+        feed(k, b);
+        ++sessions;
     }
     void accept_from_peer() {
         op(so::op::accept);
         w.integral<int>(0, 3, 1);
         ++sockets;
-        ++sessions;
     }
     void datagrams(std::size_t j) {
         op(so::op::datagrams);
@@ -332,10 +337,10 @@ struct server_seed {
 };
 
 void harness_services(fuzz::seed_writer& w, bool v6) {
+    w.boolean(true);                   // the default policy
     w.integral<std::size_t>(0, 4, 4);  // max pending sessions
     w.integral<std::size_t>(0, 3, 3);  // per IP
     w.integral<int>(0, 15, 1);         // credentials present
-    w.integral<int>(0, 15, 1);         // port pool present
     w.integral<int>(0, 15, 1);         // join registry present
     w.boolean(v6);
 }
@@ -348,7 +353,7 @@ void server_seeds(const vectors& v) {
         server_config(s.w, 0);
         harness_services(s.w, false);
         s.write_out(0);
-        s.feed(0, cmd_a);
+        s.command(0, cmd_a);
         s.write_out(0);
         s.advance_ms(1000);
         s.feed(0, status_c2s_1);
@@ -369,7 +374,7 @@ void server_seeds(const vectors& v) {
         server_config(s.w, 1);
         harness_services(s.w, false);
         s.write_out(0);
-        s.feed(0, cmd_b);
+        s.command(0, cmd_b);
         s.write_out(0);
         if (correct) {
             s.canned(0, so::canned::md5_reply);
@@ -397,7 +402,7 @@ void server_seeds(const vectors& v) {
         server_config(s.w, 2);
         harness_services(s.w, false);
         s.write_out(0);
-        s.feed(0, cmd_a);
+        s.command(0, cmd_a);
         s.write_out(0);
         s.feed(0, v.msg1[0]);
         s.write_out(0);
@@ -411,7 +416,7 @@ void server_seeds(const vectors& v) {
         server_config(s.w, 2);
         harness_services(s.w, false);
         s.write_out(0);
-        s.feed(0, cmd_a);
+        s.command(0, cmd_a);
         s.write_out(0);
         s.canned(0, so::canned::ec_msg1);
         s.w.integral<int>(0, 7, 0);  // admin/test
@@ -431,7 +436,7 @@ void server_seeds(const vectors& v) {
         server_config(s.w, 0);
         harness_services(s.w, false);
         s.write_out(0);
-        s.feed(0, cmd_d);
+        s.command(0, cmd_d);
         s.write_out(0);
         s.accept_from_peer();
         s.write_out(1);
@@ -503,7 +508,6 @@ struct client_seed {
 };
 
 void client_harness(fuzz::seed_writer& w) {
-    w.integral<int>(0, 15, 1);  // a UDP binder
     w.boolean(false);           // IPv4
 }
 
@@ -651,6 +655,7 @@ struct pair_seed {
     }
     void fire(std::size_t who) {
         op(po::op::fire_timer);
+        w.integral<int>(0, 3, 1);  // not the front end's timer
         party(who);
     }
     void send_datagrams(std::size_t who) {
@@ -667,10 +672,9 @@ struct pair_seed {
             w.integral<int>(0, 15, 1);  // not lost
         }
     }
-    void connect_extra() {
+    void connect_extra() {  // (a JOIN: the front end attaches it to the test)
         op(po::op::connect_extra);
         ++links;
-        ++servers;
     }
 };
 

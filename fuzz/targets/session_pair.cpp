@@ -1,5 +1,6 @@
-// A client session and a server (its sessions for the primary and the joining connections,
-// sharing a join registry and a port pool) talking through in-process pipes: the fuzzer chooses
+// A client session and a server (the kit's front end routing the primary and the joining
+// connections to its sessions, which share the front end's join registry and a port pool)
+// talking through in-process pipes: the fuzzer chooses
 // the configurations of both, how much each side writes and when, how the bytes are chunked on
 // delivery (and sometimes corrupts one), which datagrams land, in what order, and the clock.
 // Sessions that finish have their connections closed as a transport would (pending bytes are
@@ -17,8 +18,10 @@
 #include <utility>
 #include <vector>
 
-#include <btest/session/client_session.hpp>
+#include <btest/server/front.hpp>
 #include <btest/server/join_registry.hpp>
+#include <btest/server/policy.hpp>
+#include <btest/session/client_session.hpp>
 #include <btest/session/server_session.hpp>
 
 #include "fuzz/pair_ops.hpp"
@@ -88,7 +91,8 @@ fuzz::reused_copy& feed_copy() {
 }
 
 struct link {
-    std::size_t server = 0;       ///< server session index
+    std::optional<conn_id> front;       ///< the server end is in the front end…
+    std::optional<std::size_t> server;  ///< … or routed to this server session
     std::uint32_t server_conn = 0;
     std::uint32_t client_conn = 0;
     byte_pipe c2s, s2c;
@@ -105,6 +109,9 @@ struct air_datagram {
 struct server_entry {
     std::unique_ptr<server_session> s;
     std::unique_ptr<fuzz::checker<server_session>> check;
+    std::optional<std::uint16_t> port;
+    session_admission::ticket ticket;
+    bool settled = false;
 };
 
 constexpr std::size_t pipe_limit = 1 << 20;  // a socket buffer: no writes beyond it
@@ -113,23 +120,29 @@ class harness {
 public:
     harness(FuzzedDataProvider& in, FuzzedDataProvider& rng_in)
         : in_(in), rng_(rng_in), scfg_(fuzz::read_server_config(in)), ccfg_(fuzz::read_client_config(in)),
-          pool_(in), binder_(in), svc_{rng_, &fuzz::credentials(), &pool_, &joins_, {}}, csvc_{rng_, &binder_} {
+          pool_(in), binder_(in), policy_(server_policy::limits{{}, 0, {}}), front_(front_config{scfg_.limits.handshake, scfg_.max_conn_count, {}}, policy_),
+          svc_{rng_, &fuzz::credentials(), &front_.joins(), {}}, csvc_{rng_} {
         c_ = std::make_unique<client_session>(ccfg_, csvc_, endpoint{server_ip_, 2000}, now_);
         ccheck_ = std::make_unique<fuzz::checker<client_session>>(*c_);
-        add_server();
-        links_.push_back(link{0, 0, 0, {}, {}, true});
+        connect(0);
         after(std::nullopt, call::input, true);
     }
 
     ~harness() {
         ccheck_->final_check();
         for (auto& e : servers_) e.check->final_check();
+        for (auto& l : links_)
+            if (l.front) front_.closed(*l.front, now_);
+        for (auto& e : servers_) {
+            e.s->stop(now_);
+            if (e.port && !e.settled) pool_.release(*e.port);
+        }
         ccheck_.reset();
         c_.reset();
         servers_.clear();
-        binder_.check_unbound();
         pool_.check_all_released();
-        FUZZ_CHECK(joins_.pending() == 0);
+        FUZZ_CHECK(front_.joins().pending() == 0);
+        FUZZ_CHECK(front_.pending() == 0);
     }
 
     void run() {
@@ -149,6 +162,13 @@ private:
         switch (o) {
         case op::advance: now_ += fuzz::read_step(in_); return;
         case op::fire_timer: {
+            if (in_.ConsumeIntegralInRange<int>(0, 3) == 0) {  // the front end's timer
+                if (auto d = front_.next_deadline()) now_ = std::max(now_, *d);
+                front_.on_timer(now_);
+                route({});
+                after(std::nullopt, call::none, false);
+                return;
+            }
             const auto who = pick_party();
             if (!who) {
                 if (auto d = c_->next_deadline()) now_ = std::max(now_, *d);
@@ -170,11 +190,19 @@ private:
             const bool from_client = in_.ConsumeBool();
             const auto out = out_.get(fuzz::read_out_size(in_));
             const auto times = in_.ConsumeIntegralInRange<int>(1, 8);
+            if (!from_client && !l.server) {  // the front end writes HELLO
+                for (int i = 0; i < times && l.front && l.alive; ++i) {
+                    const auto n = front_.write_to(*l.front, now_, out);
+                    l.s2c.append(reinterpret_cast<const std::uint8_t*>(out.data()), n);
+                    if (n == 0) break;
+                }
+                return;
+            }
             if (from_client) {
                 ccheck_->before();
                 client = true;
             } else {
-                servers_[l.server].check->before();
+                servers_[*l.server].check->before();
                 server = l.server;
             }
             for (int i = 0; i < times; ++i) {
@@ -186,7 +214,7 @@ private:
                     n = c_->write_to(l.client_conn, now_, out);
                     ccheck_->wrote(n, out.size(), was);
                 } else {
-                    auto& e = servers_[l.server];
+                    auto& e = servers_[*l.server];
                     const bool was = e.s->finished();
                     n = e.s->write_to(l.server_conn, now_, out);
                     e.check->wrote(n, out.size(), was);
@@ -284,10 +312,8 @@ private:
             ++extra_used_;
             ccheck_->before();
             client = true;
-            if (o == op::connect_extra && servers_.size() < max_server_sessions) {
-                const auto k = c_->add_connection(now_);
-                const auto j = add_server();
-                links_.push_back(link{j, 0, k, {}, {}, true});
+            if (o == op::connect_extra && links_.size() < max_server_sessions) {
+                connect(c_->add_connection(now_));
             } else {
                 c_->connection_failed(now_);
             }
@@ -322,7 +348,13 @@ private:
         const auto b = feed_copy().hold(bytes.data(), bytes.size());
         pipe.pop(n);
         if (to_server) {
-            auto& e = servers_[l.server];
+            if (l.front) {
+                const auto took = front_.feed(*l.front, now_, b.span());
+                route(b.span().subspan(took), &l);
+                return;
+            }
+            if (!l.server) return;
+            auto& e = servers_[*l.server];
             e.check->before();
             e.s->feed(l.server_conn, now_, b.span());
             server = l.server;
@@ -348,7 +380,15 @@ private:
     /// bytes in flight towards it have arrived (a reset discards them).
     void close_link(link& l, bool client_side, std::error_code ec) {
         l.alive = false;
-        auto& e = servers_[l.server];
+        if (!l.server) {  // the server end is still in the front end (or was closed by it)
+            if (l.front) front_.closed(*l.front, now_);
+            l.front.reset();
+            c_->on_connection_closed(l.client_conn, now_, ec);
+            l.c2s.clear();
+            l.s2c.clear();
+            return;
+        }
+        auto& e = servers_[*l.server];
         if (client_side) {
             c_->on_connection_closed(l.client_conn, now_, ec);
             if (!ec) {
@@ -374,10 +414,19 @@ private:
 
     void after(std::optional<std::size_t> server, call kind, bool client) {
         for (;;) {
-            ccheck_->after(now_, client ? kind : call::none, [&](const event& ev) { on_client_event(ev); });
-            for (std::size_t i = 0; i < servers_.size(); ++i)
+            ccheck_->after(now_, client ? kind : call::none, [&](const event& ev) { on_client_event(ev); },
+                           [&](const request& rq) { on_client_request(rq); });
+            for (std::size_t i = 0; i < servers_.size(); ++i) {
                 servers_[i].check->after(now_, server == i ? kind : call::none,
-                                         [&](const event& ev) { on_server_event(i, ev); });
+                                         [&](const event& ev) { on_server_event(i, ev); },
+                                         [&](const request& rq) { on_server_request(i, rq); });
+                auto& e = servers_[i];
+                if (e.s->finished() && !e.settled) {  // its port block and its ticket go back
+                    e.settled = true;
+                    if (e.port) pool_.release(*e.port);
+                    policy_.release(e.ticket);
+                }
+            }
             // A transport closes the connections of a finished session; its peer sees EOF.
             bool closed_any = false;
             for (auto& l : links_) {
@@ -385,7 +434,7 @@ private:
                 if (c_->finished()) {
                     close_link(l, true, {});
                     closed_any = true;
-                } else if (servers_[l.server].s->finished() && !servers_[l.server].check->handed_off()) {
+                } else if (l.server && servers_[*l.server].s->finished()) {
                     close_link(l, false, {});
                     closed_any = true;
                 }
@@ -396,7 +445,7 @@ private:
         }
         std::size_t live = 0;
         for (const auto& e : servers_) live += e.s->finished() ? 0 : 1;
-        FUZZ_CHECK(joins_.pending() <= live);
+        FUZZ_CHECK(front_.joins().pending() <= live);
         if (!corrupted_) {
             FUZZ_CHECK(c_->error() != errc::protocol_error);
             FUZZ_CHECK(c_->error() != errc::bad_server_key);
@@ -414,26 +463,81 @@ private:
 
     void on_server_event(std::size_t from, const event& ev) {
         if (fuzz::tracing()) std::fprintf(stderr, "  server %zu event %zu\n", from, ev.index());
-        const auto* h = std::get_if<connection_handoff>(&ev);
-        if (!h) return;
-        std::optional<std::size_t> target;
-        for (std::size_t i = 0; i < servers_.size(); ++i)
-            if (servers_[i].s.get() == h->target) target = i;
-        FUZZ_CHECK(target && *target != from);
-        for (auto& l : links_) {
-            if (l.server == from && l.server_conn == 0) {
-                l.server = *target;
-                l.server_conn = h->conn;
-            }
+    }
+
+    void on_server_request(std::size_t i, const request& rq) {
+        auto& e = servers_[i];
+        if (auto* p = std::get_if<udp_port_request>(&rq)) {
+            e.port = pool_.acquire(p->count);
+            e.s->udp_port_ready(now_, e.port);
+        } else if (std::holds_alternative<admission_request>(rq)) {
+            fuzz::answer_admission(in_, *e.s, now_);
+        } else if (std::holds_alternative<budget_request>(rq)) {
+            byte_budget more;
+            more.tx = more.rx = more.total = in_.ConsumeIntegralInRange<std::uint64_t>(0, 1'000'000);
+            e.s->add_budget(now_, more);
+            e.check->refilled();
+        } else {
+            FUZZ_CHECK(false);
         }
     }
 
-    std::size_t add_server() {
-        server_entry e;
-        e.s = std::make_unique<server_session>(scfg_, svc_, endpoint{client_ip_, static_cast<std::uint16_t>(40000 + servers_.size())}, now_);
-        e.check = std::make_unique<fuzz::checker<server_session>>(*e.s);
-        servers_.push_back(std::move(e));
-        return servers_.size() - 1;
+    void on_client_request(const request& rq) {
+        const auto* b = std::get_if<udp_bind_request>(&rq);
+        FUZZ_CHECK(b != nullptr);
+        c_->udp_bound(now_, binder_.bind(*b));
+    }
+
+    /// A client connection reaches the server: the front end takes it (and may refuse it).
+    void connect(std::uint32_t client_conn) {
+        link l;
+        l.client_conn = client_conn;
+        l.front = front_.accept(now_, endpoint{client_ip_, static_cast<std::uint16_t>(40000 + links_.size())});
+        links_.push_back(std::move(l));
+        route({});
+    }
+
+    /// Follows the front end's routes; `rest` (the bytes behind a first message) goes to the
+    /// session the connection of `from` is routed to.
+    void route(std::span<const std::byte> rest, link* from = nullptr) {
+        while (auto r = front_.poll_route()) {
+            link* l = nullptr;
+            for (auto& x : links_)
+                if (x.front == route_conn(*r)) l = &x;
+            FUZZ_CHECK(l != nullptr);
+            l->front.reset();
+            if (auto* t = std::get_if<route_test>(&*r)) {
+                server_entry e;
+                e.s = std::make_unique<server_session>(scfg_, svc_, t->peer, t->command, now_);
+                e.check = std::make_unique<fuzz::checker<server_session>>(*e.s);
+                e.ticket = t->ticket;
+                servers_.push_back(std::move(e));
+                l->server = servers_.size() - 1;
+                l->server_conn = 0;
+            } else if (auto* j = std::get_if<route_join>(&*r)) {
+                std::optional<std::size_t> target;
+                for (std::size_t i = 0; i < servers_.size(); ++i)
+                    if (servers_[i].s.get() == j->session) target = i;
+                FUZZ_CHECK(target.has_value());
+                servers_[*target].check->before();
+                l->server = *target;
+                l->server_conn = servers_[*target].s->join(now_);
+            } else {
+                // Closed by the front end: the client sees EOF once the bytes in flight arrive.
+                l->alive = false;
+                const auto bytes = l->s2c.front(l->s2c.size());
+                const auto b = feed_copy().hold(bytes.data(), bytes.size());
+                l->s2c.clear();
+                l->c2s.clear();
+                c_->feed(l->client_conn, now_, b.span());
+                c_->on_connection_closed(l->client_conn, now_, {});
+                continue;
+            }
+            if (l == from && !rest.empty()) {
+                auto& e = servers_[*l->server];
+                e.s->feed(l->server_conn, now_, rest);
+            }
+        }
     }
 
     /// nullopt: the client; otherwise a server session.
@@ -450,7 +554,8 @@ private:
     client_config ccfg_;
     fuzz::checking_pool pool_;
     fuzz::checking_binder binder_;
-    join_registry joins_;
+    server_policy policy_;
+    server_front front_;
     server_services svc_;
     client_services csvc_;
     ip_address server_ip_ = ip_address::v4(10, 0, 0, 1);

@@ -12,11 +12,12 @@
 //     call at `now`, a deadline earlier than `now` is one that was already there before the call
 //     (a driver may run late, the session must not schedule into the past);
 //   - at most one session_closed; no event at all after it, and none once finished() was seen
-//     with the queue drained; a session that finished emitted session_closed, unless it handed
-//     its connection off (then it emits none);
-//   - finished() never goes back to false; error() is sticky.
-//   - services: every UDP port block acquired is released exactly once, and nothing else is
-//     released; a client's successful bind() is undone by exactly one unbind().
+//     with the queue drained; a session that finished emitted session_closed;
+//   - finished() never goes back to false; error() is sticky;
+//   - requests: none from a finished session; each kind at most once (a budget refill at most
+//     once per answer); a UDP port block of at least one port, a client bind of the ports
+//     P+256… of the server's P; every block the harness acquired for a session is released
+//     exactly once, when that session is over.
 #pragma once
 
 #include <algorithm>
@@ -34,6 +35,7 @@
 #include <btest/core/entropy.hpp>
 #include <btest/core/time.hpp>
 #include <btest/session/client_session.hpp>
+#include <btest/session/request.hpp>
 #include <btest/session/server_session.hpp>
 
 #include "fuzz/support.hpp"
@@ -143,6 +145,7 @@ inline btest::server_config read_server_config(FuzzedDataProvider& in) {
     c.max_tx_rate = in.ConsumeBool() ? 0 : read_rate(in);
     c.udp = read_udp_send(in);
     c.limits = read_timeouts(in);
+    c.ask_admission = in.ConsumeIntegralInRange<int>(0, 3) == 0;
     return c;
 }
 
@@ -218,16 +221,16 @@ private:
     poisoned_block block_;
 };
 
-// ---- services that check their contracts ----------------------------------------------------
+// ---- the transport's part, checking the requests it answers -----------------------------------
 
 /// A UDP port pool that hands out ascending ports (or refuses, as the input decides) and
-/// checks that every block acquired is released exactly once.
-class checking_pool final : public btest::udp_port_pool {
+/// checks that every block acquired is released exactly once. The harness answers a
+/// server session's udp_port_request from it and releases the block when the session is over.
+class checking_pool {
 public:
     explicit checking_pool(FuzzedDataProvider& in) : in_(in) {}
-    ~checking_pool() override = default;
 
-    std::optional<std::uint16_t> acquire(std::uint16_t count) override {
+    std::optional<std::uint16_t> acquire(std::uint16_t count) {
         FUZZ_CHECK(count >= 1);
         if (in_.ConsumeIntegralInRange<int>(0, 7) == 0) return std::nullopt;  // nothing free
         const std::uint32_t k = std::max<std::uint16_t>(count, 1);
@@ -238,7 +241,7 @@ public:
         active_.push_back(p);
         return p;
     }
-    void release(std::uint16_t first) override {
+    void release(std::uint16_t first) {
         auto it = std::find(active_.begin(), active_.end(), first);
         FUZZ_CHECK(it != active_.end());  // released twice, or never acquired
         active_.erase(it);
@@ -252,38 +255,57 @@ private:
     std::vector<std::uint16_t> active_;
 };
 
-/// A client's UDP socket binder that succeeds or fails as the input decides and checks the
-/// bind/unbind pairing.
-class checking_binder final : public btest::udp_binder {
+/// A client's UDP sockets: a bind succeeds or fails as the input decides; a request must name
+/// the ports P+256… of the server's P, and come once.
+class checking_binder {
 public:
     explicit checking_binder(FuzzedDataProvider& in) : in_(in) {}
-    ~checking_binder() override = default;
 
-    bool bind(std::uint16_t first, std::uint16_t count, std::uint16_t server_port) override {
-        FUZZ_CHECK(!bound_);
-        FUZZ_CHECK(count >= 1);
-        FUZZ_CHECK(std::uint32_t(first) + count - 1u <= 65535u);
-        FUZZ_CHECK(std::uint32_t(first) == std::uint32_t(server_port) + 256u);
+    bool bind(const btest::udp_bind_request& r) {
+        FUZZ_CHECK(!asked_);
+        asked_ = true;
+        FUZZ_CHECK(r.count >= 1);
+        FUZZ_CHECK(std::uint32_t(r.first) + r.count - 1u <= 65535u);
+        FUZZ_CHECK(std::uint32_t(r.first) == std::uint32_t(r.server_port) + 256u);
         if (in_.ConsumeIntegralInRange<int>(0, 7) == 0) return false;
         bound_ = true;
-        first_ = first;
-        count_ = count;
+        first_ = r.first;
+        count_ = r.count;
         return true;
-    }
-    void unbind() override {
-        FUZZ_CHECK(bound_);
-        bound_ = false;
     }
     bool bound() const noexcept { return bound_; }
     std::uint16_t first() const noexcept { return first_; }
     std::uint16_t count() const noexcept { return count_; }
-    void check_unbound() const { FUZZ_CHECK(!bound_); }
 
 private:
     FuzzedDataProvider& in_;
+    bool asked_ = false;
     bool bound_ = false;
     std::uint16_t first_ = 0, count_ = 0;
 };
+
+/// The answer to a server's admission_request, as the input decides: admit with no budget,
+/// admit with a budget (small or large, a refill mark, how it ends), or refuse.
+inline void answer_admission(FuzzedDataProvider& in, btest::server_session& s, time_point now) {
+    switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+    case 0: s.admit(now); return;
+    case 1: s.refuse(now, make_error_code(btest::errc::quota_exhausted)); return;
+    default: {
+        auto amount = [&]() -> std::optional<std::uint64_t> {
+            switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+            case 0: return std::nullopt;
+            case 1: return in.ConsumeIntegralInRange<std::uint64_t>(0, 100'000);
+            case 2: return in.ConsumeIntegralInRange<std::uint64_t>(0, 100'000'000);
+            default: return in.ConsumeIntegral<std::uint64_t>();
+            }
+        };
+        btest::byte_budget b{amount(), amount(), amount()};
+        const auto refill = in.ConsumeBool() ? 0 : in.ConsumeIntegralInRange<std::uint64_t>(0, 1'000'000);
+        s.admit(now, b, refill, in.ConsumeBool() ? btest::budget_end::quota_exhausted : btest::budget_end::quota_unavailable);
+        return;
+    }
+    }
+}
 
 // ---- the invariant checker ---------------------------------------------------------------
 
@@ -302,30 +324,61 @@ public:
 
     void before() { pre_deadline_ = s_.next_deadline(); }
 
-    /// `now`: the time of the call.
+    /// `now`: the time of the call. Requests go to `on_request` (which answers them, now or
+    /// later); the events they cause are drained too.
+    template <class OnEvent, class OnRequest>
+    void after(time_point now, call kind, OnEvent&& on_event, OnRequest&& on_request) {
+        for (bool more = true; more;) {
+            more = false;
+            drain_events(on_event);
+            while (auto rq = s_.poll_request()) {
+                FUZZ_CHECK(!finished_seen_ && !closed_);  // a finished session needs nothing
+                check_request(*rq);
+                on_request(*rq);
+                more = true;
+            }
+        }
+        if (kind != call::none) check_deadline(now, kind == call::timer);
+        check_state();
+    }
     template <class OnEvent>
     void after(time_point now, call kind, OnEvent&& on_event) {
+        after(now, kind, std::forward<OnEvent>(on_event), [](const btest::request&) {});
+    }
+    void after(time_point now, call kind) {
+        after(now, kind, [](const btest::event&) {});
+    }
+
+private:
+    template <class OnEvent>
+    void drain_events(OnEvent& on_event) {
         while (auto ev = s_.poll_event()) {
             FUZZ_CHECK(!finished_seen_);  // nothing new once finished and drained
             FUZZ_CHECK(!closed_);         // nothing after session_closed
             if (std::holds_alternative<btest::session_closed>(*ev)) {
                 closed_ = true;
-                FUZZ_CHECK(!handed_off_);
                 const auto& c = std::get<btest::session_closed>(*ev);
                 FUZZ_CHECK((c.reason == btest::end_reason::failure) == bool(c.error));
             }
-            if (std::holds_alternative<btest::connection_handoff>(*ev)) {
-                FUZZ_CHECK(!handed_off_);
-                handed_off_ = true;
-            }
             on_event(*ev);
         }
-        if (kind != call::none) check_deadline(now, kind == call::timer);
-        check_state();
     }
-    void after(time_point now, call kind) {
-        after(now, kind, [](const btest::event&) {});
+
+    /// Each kind of request comes at most once per session (a budget refill once per answer).
+    void check_request(const btest::request& rq) {
+        if (std::holds_alternative<btest::budget_request>(rq)) {
+            FUZZ_CHECK(!refill_asked_);
+            refill_asked_ = true;
+            return;
+        }
+        FUZZ_CHECK(!(asked_ & (1u << rq.index())));
+        asked_ |= 1u << rq.index();
+        if (auto* p = std::get_if<btest::udp_port_request>(&rq)) FUZZ_CHECK(p->count >= 1);
     }
+
+public:
+    /// A refill was answered: another may be asked for.
+    void refilled() noexcept { refill_asked_ = false; }
 
     /// Checks a write_to() result; `was_finished` is finished() before the call.
     void wrote(std::size_t n, std::size_t capacity, bool was_finished) const {
@@ -338,11 +391,10 @@ public:
     }
 
     bool closed() const noexcept { return closed_; }
-    bool handed_off() const noexcept { return handed_off_; }
 
     /// At the end of a run.
     void final_check() const {
-        if (s_.finished() && !handed_off_) FUZZ_CHECK(closed_);
+        if (s_.finished()) FUZZ_CHECK(closed_);
         if (closed_) FUZZ_CHECK(s_.summary().reason.has_value());
     }
 
@@ -408,7 +460,8 @@ private:
     Session& s_;
     std::optional<time_point> pre_deadline_;
     bool closed_ = false;
-    bool handed_off_ = false;
+    unsigned asked_ = 0;
+    bool refill_asked_ = false;
     bool finished_seen_ = false;
     bool finished_was_ = false;
     bool have_ = false;
