@@ -6,9 +6,9 @@
 //   sender:   a chunk or datagram is produced only if it fits what is left; the test ends
 //             (quota_exhausted) when the next one does not fit and no refill is pending —
 //             a sender never goes past its budget;
-//   receiver: the test ends on the chunk or datagram that went past what is left — at most one
-//             unit beyond the budget per connection or stream (a TCP transport reads no more
-//             than session::read_limit() allows).
+//   receiver: the test ends on the bytes that went past what is left — a UDP datagram at most
+//             one datagram past; a TCP transport reads no more than session::read_limit()
+//             allows, which is one byte past.
 //
 // A budget arrives with server_session::admit(); below its refill mark the session asks for
 // more (budget_request) and add_budget() tops it up. A dimension without a limit stays so.

@@ -127,16 +127,14 @@ public:
     }
 
     /// TCP bytes the session accepts on `conn` now: with a receive budget, what is left of it
-    /// plus one chunk (the overshoot the budget allows); otherwise unlimited. A transport reads
-    /// no more than this per feed(), so a quota holds to within a chunk per connection.
+    /// plus one byte (so that the read that crosses it ends the test); otherwise unlimited. A
+    /// transport reads no more than this per feed(), so a quota holds to the byte.
     std::size_t read_limit(std::uint32_t conn) const noexcept {
         (void)conn;
-        if (!running_ || !budget_.limited()) return std::numeric_limits<std::size_t>::max();
+        if (!budget_.limited()) return std::numeric_limits<std::size_t>::max();
         const std::uint64_t room = budget_.rx_room();
-        const std::uint64_t limit = room > std::numeric_limits<std::size_t>::max() - params_.tcp_chunk
-                                        ? std::numeric_limits<std::size_t>::max()
-                                        : room + params_.tcp_chunk;
-        return static_cast<std::size_t>(limit);
+        return room >= std::numeric_limits<std::size_t>::max() ? std::numeric_limits<std::size_t>::max()
+                                                               : static_cast<std::size_t>(room + 1);
     }
 
     /// The one deadline: handshake/join/idle/max timeouts, STATUS and report ticks, the end of
