@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     }
     Botan::System_RNG system_rng;                  // a CSPRNG for EC-SRP5's secrets
     auth::botan_entropy rng(system_rng);
-    client_services svc{rng};                      // TCP only: no UDP binder needed
+    client_services svc{rng};                      // all it borrows; a TCP test requests nothing
     client_session session(cfg, svc, server, clock::now());
 
     const int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);

@@ -114,6 +114,7 @@ public:
         if (!live(id)) return 0;
         auto& s = slots_[id];
         const std::size_t n = std::min<std::size_t>(s.hello_left, out.size());
+        if (n == 0) return 0;  // (an empty span may have no storage at all)
         std::memcpy(out.data(), wire::hello.data() + (wire::hello.size() - s.hello_left), n);
         s.hello_left = static_cast<std::uint8_t>(s.hello_left - n);
         return n;
@@ -127,6 +128,7 @@ public:
         if (!live(id) || slots_[id].decided) return 0;
         auto& s = slots_[id];
         const std::size_t n = std::min<std::size_t>(in.size(), s.msg.size() - s.have);
+        if (n == 0) return 0;
         std::memcpy(s.msg.data() + s.have, in.data(), n);
         s.have = static_cast<std::uint8_t>(s.have + n);
         if (s.have == s.msg.size()) on_first_message(id);

@@ -16,19 +16,6 @@
 
 namespace btest::asio {
 
-using transport::admission_callback;
-using transport::admission_decision;
-using transport::admission_hook;
-using transport::admission_query;
-using transport::connection_view;
-using transport::data_plane_options;
-using transport::io_counters;
-using transport::parse_address;
-using transport::server_observer;
-using transport::server_options;
-using transport::server_test_view;
-using transport::to_string;
-
 class server : private detail::with_reactor, public transport::basic_server<reactor> {
 public:
     /// `rng` must be a CSPRNG; `credentials` is required for md5/ec_srp5. All references must

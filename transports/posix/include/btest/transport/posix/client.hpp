@@ -14,14 +14,6 @@
 
 namespace btest::posix {
 
-using transport::client_observer;
-using transport::client_options;
-using transport::data_plane_options;
-using transport::family_preference;
-using transport::io_counters;
-using transport::parse_address;
-using transport::to_string;
-
 class client : private detail::with_reactor, public transport::basic_client<reactor> {
 public:
     /// `rng`: a CSPRNG (EC-SRP5). All references must outlive the client.

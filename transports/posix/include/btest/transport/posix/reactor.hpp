@@ -70,6 +70,10 @@ private:
 
 static_assert(transport::reactor<reactor>);
 
+// The shared data plane's names (options, observers, addresses, counters) are this
+// transport's too: btest::posix::server_options is btest::transport::server_options.
+using namespace btest::transport;
+
 namespace detail {
 /// The reactor of a server or client, constructed before it (base-from-member).
 struct with_reactor {
