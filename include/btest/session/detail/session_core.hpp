@@ -196,6 +196,7 @@ public:
             if (idle_check_) take(*idle_check_);
             if (end_deadline_) take(*end_deadline_);
             if (udp_tx_ && udp_starved_) if (auto t = udp_pacer_.next_due()) take(*t);
+            if (udp_tx_) if (auto t = adapter_.next_backoff()) take(*t);  // silent receiver (§10.3)
             for (const auto& c : conns_)
                 if (c.tx_starved) if (auto t = c.pacer.next_due()) take(*t);
         }
@@ -375,6 +376,7 @@ protected:
         if (!running_) return error_;
         if (now >= next_second_) second_tick(now);
         if (now >= next_report_) report_tick(now);
+        if (udp_tx_) if (auto r = adapter_.on_timer(now, tx_meter_.current_bps())) udp_pacer_.set_rate(*r, params_.udp_size, now);
         if (idle_check_ && now >= *idle_check_) idle_check(now);
         if (done_) return error_;
         if (end_deadline_ && now >= *end_deadline_) {
@@ -507,6 +509,7 @@ protected:
             udp_seq_.assign(std::max<std::uint32_t>(1, p.udp_single_destination ? 1 : p.streams), 0);
             udp_rx_stats_ = stats::udp_receiver(std::max<std::size_t>(p.streams, 1) + 8);
             adapter_ = pacing::rate_adapter(p.tx_cap, udp_cfg_.adapt, udp_cfg_.initial);
+            adapter_.start(now);
             udp_pacer_ = pacing::pacer(udp_cfg_.burst_max);
             udp_pacer_.set_rate(adapter_.rate(), p.udp_size, now);
             last_status_rx_ = now;
@@ -599,7 +602,7 @@ private:
         if (params_.proto == protocol::udp) {
             last_status_rx_ = now;
             if (udp_tx_) {
-                if (auto r = adapter_.on_status(s.bytes)) udp_pacer_.set_rate(*r, params_.udp_size, now);
+                if (auto r = adapter_.on_status(now, s.bytes)) udp_pacer_.set_rate(*r, params_.udp_size, now);
             }
         }
     }
