@@ -140,12 +140,27 @@ struct printer {
         std::fflush(stderr);
     }
 
-    std::string time_label(btest::duration end) const {
-        char buf[32];
-        const double e = seconds(end);
-        // Whole seconds with a whole-second interval; a final partial interval shows its fraction.
-        if (opt.interval.count() % 1000 == 0 && std::abs(e - std::round(e)) < 0.005) std::snprintf(buf, sizeof buf, "[%3.0f]", e);
-        else std::snprintf(buf, sizeof buf, "[%6.2f]", e);
+    /// Decimals that show every multiple of the report interval exactly: 0 at whole seconds,
+    /// 1 at 0.5 s, 2 at 0.25 s or 0.02 s, 3 at 0.125 s.
+    int label_decimals() const {
+        const auto ms = opt.interval.count();
+        return ms % 1000 == 0 ? 0 : ms % 100 == 0 ? 1 : ms % 10 == 0 ? 2 : 3;
+    }
+
+    /// "[  5]": the end of an interval on the report grid (k × interval), with the interval's
+    /// decimals. The session fires a report when its timer runs, which on a busy machine is a few
+    /// milliseconds after the grid point; the label names the grid point, so a late report does
+    /// not read "[  2.01]" between "[  1]" and "[  3]". Only a final fragment that ends off the
+    /// grid (a test stopped mid-interval) shows its own end, with two more decimals.
+    std::string time_label(const btest::interval_report& r) const {
+        char buf[40];
+        const double e = seconds(r.end);
+        const double step = std::chrono::duration<double>(opt.interval).count();
+        const int d = label_decimals();
+        const double k = std::round(e / step);
+        const bool on_grid = !r.final || std::abs(e - k * step) < step / 10;
+        if (on_grid) std::snprintf(buf, sizeof buf, "[%*.*f]", d ? 4 + d : 3, d, k * step);
+        else std::snprintf(buf, sizeof buf, "[%*.*f]", 6 + d, d + 2, e);
         return buf;
     }
 
@@ -155,11 +170,14 @@ struct printer {
     }
     static std::string opt_text(const std::optional<std::uint8_t>& v) { return v ? std::to_string(*v) : ""; }
 
-    /// One interval, text/JSON/CSV. `prefix`: the server's session tag; `extra`: JSON fields.
-    void interval(const btest::interval_report& r, const std::string& prefix, std::uint64_t session,
-                  const std::string& peer, bool text) const {
+    /// One interval, text/JSON/CSV. `prefix`: the server's session tag. Loss is a UDP receive
+    /// figure: TCP lines and transmit lines carry none (JSON null, CSV empty).
+    void interval(const btest::interval_report& r, btest::protocol proto, const std::string& prefix,
+                  std::uint64_t session, const std::string& peer, bool text) const {
+        const bool udp = proto == btest::protocol::udp;
         auto one = [&](const char* dir, const btest::direction_interval& d, bool rx) {
             if (!d.active) return;
+            const bool loss = udp && rx;
             if (opt.json) {
                 json_line j;
                 j.str("type", "interval").str("role", role);
@@ -171,7 +189,7 @@ struct printer {
                     .num("bits_per_second", d.bits_per_second)
                     .num("bytes", d.bytes)
                     .num("packets", d.packets)
-                    .num("lost_packets", d.lost_packets)
+                    .opt("lost_packets", loss ? std::optional<std::uint64_t>(d.lost_packets) : std::nullopt)
                     .num("jitter_ms", d.jitter_ms)
                     .opt("local_cpu", r.local_cpu)
                     .opt("remote_cpu", r.remote_cpu);
@@ -181,10 +199,10 @@ struct printer {
                 // (a final fragment shorter than a tenth of the interval is left to JSON/CSV)
                 char buf[160];
                 std::snprintf(buf, sizeof buf, "%s%s %s %7.2f Mbit/s %5.1f MB  cpu %s", prefix.c_str(),
-                              time_label(r.end).c_str(), rx ? "RX" : "TX", mbit(d.bits_per_second), mbytes(d.bytes),
+                              time_label(r).c_str(), rx ? "RX" : "TX", mbit(d.bits_per_second), mbytes(d.bytes),
                               cpu_text(r.local_cpu, r.remote_cpu).c_str());
                 std::string line = buf;
-                if (rx) line += "  lost " + std::to_string(d.lost_packets);
+                if (loss) line += "  lost " + std::to_string(d.lost_packets);
                 else if (d.peer_bits_per_second) line += fmt("  peer %.2f Mbit/s", mbit(*d.peer_bits_per_second));
                 out(line);
             }
@@ -192,7 +210,7 @@ struct printer {
                 csv->line(utc_timestamp() + "," + role + "," + (session ? std::to_string(session) : "") + "," +
                           csv_file::field(peer) + ",interval," + dir + "," + fmt("%.3f", seconds(r.end)) + "," +
                           std::to_string(d.bits_per_second) + "," + std::to_string(d.bytes) + "," +
-                          std::to_string(d.packets) + "," + std::to_string(d.lost_packets) + "," +
+                          std::to_string(d.packets) + "," + (loss ? std::to_string(d.lost_packets) : "") + "," +
                           fmt("%.3f", d.jitter_ms) + "," + opt_text(r.local_cpu) + "," +
                           (r.remote_cpu ? std::to_string(*r.remote_cpu) : "") + ",,,,,");
             }
@@ -239,6 +257,7 @@ struct printer {
                  const std::string& prefix, bool text, const std::vector<std::string>& detail = {}) const {
         const auto reason = s.reason ? btest::to_string(*s.reason) : "failure";
         const std::string error = s.error ? s.error.message() : "";
+        const bool udp = t.proto == btest::protocol::udp;  // loss and jitter are UDP receive figures
         if (opt.json) {
             json_line j;
             j.str("type", "summary").str("role", role);
@@ -260,7 +279,7 @@ struct printer {
                 .num("rx_bits_per_second_10s", s.rx.average10_bps)
                 .num("tx_packets", s.tx.packets)
                 .num("rx_packets", s.rx.packets)
-                .num("lost_packets", s.rx.lost_packets)
+                .opt("lost_packets", udp && s.rx.active ? std::optional<std::uint64_t>(s.rx.lost_packets) : std::nullopt)
                 .num("jitter_ms", s.rx.jitter_ms)
                 .opt("local_cpu", s.local_cpu)
                 .opt("remote_cpu", s.remote_cpu)
@@ -283,10 +302,7 @@ struct printer {
                 std::snprintf(buf, sizeof buf, "%s%s  %.1f MB  avg %.2f Mbit/s  10-s avg %.2f Mbit/s", prefix.c_str(), tag,
                               mbytes(d.bytes), mbit(d.average_bps), mbit(d.average10_bps));
                 std::string line = buf;
-                if (rx) {
-                    line += "  lost " + std::to_string(d.lost_packets);
-                    if (t.proto == btest::protocol::udp) line += fmt("  jitter %.3f ms", d.jitter_ms);
-                }
+                if (rx && udp) line += "  lost " + std::to_string(d.lost_packets) + fmt("  jitter %.3f ms", d.jitter_ms);
                 block += "\n" + line;
             };
             dir_line("TX", s.tx, false);
@@ -300,7 +316,7 @@ struct printer {
                 csv->line(utc_timestamp() + "," + role + "," + (session ? std::to_string(session) : "") + "," +
                           csv_file::field(peer) + ",summary," + dir + "," + fmt("%.3f", seconds(s.elapsed)) + "," +
                           std::to_string(d.average_bps) + "," + std::to_string(d.bytes) + "," +
-                          std::to_string(d.packets) + "," + std::to_string(rx ? d.lost_packets : 0) + "," +
+                          std::to_string(d.packets) + "," + (rx && udp ? std::to_string(d.lost_packets) : "") + "," +
                           fmt("%.3f", rx ? d.jitter_ms : 0.0) + "," + opt_text(s.local_cpu) + "," +
                           (s.remote_cpu ? std::to_string(*s.remote_cpu) : "") + "," + name(t.proto) + "," +
                           name(t.dir) + "," + std::to_string(s.connections) + "," + fmt("%.3f", seconds(s.elapsed)) +
@@ -315,7 +331,7 @@ struct printer {
                              " direction=" + name(t.dir) + " connections=" + std::to_string(s.connections) +
                              " user=" + (t.user.empty() ? "-" : t.user) + " duration_s=" + fmt("%.3f", seconds(s.elapsed)) +
                              " tx_bytes=" + std::to_string(s.tx.bytes) + " rx_bytes=" + std::to_string(s.rx.bytes) +
-                             " lost_packets=" + std::to_string(s.rx.lost_packets) + " ended_by=" + reason +
+                             (udp ? " lost_packets=" + std::to_string(s.rx.lost_packets) : "") + " ended_by=" + reason +
                              (error.empty() ? "" : " error=\"" + error + "\""));
         }
     }
@@ -353,7 +369,7 @@ public:
 
     void on_event(const btest::client_session& s, const btest::event& ev) override {
         if (auto* r = std::get_if<btest::interval_report>(&ev)) {
-            p_.interval(*r, "", 0, peer_, !opt_.quiet);
+            p_.interval(*r, info_.proto, "", 0, peer_, !opt_.quiet);
         } else if (auto* t = std::get_if<btest::test_started>(&ev)) {
             info_ = {t->proto, t->dir, t->connections, t->user};
             if (opt_.verbose)
@@ -561,7 +577,11 @@ public:
                                 std::string("authentication ") + (a->ok ? "succeeded" : "failed") + ": role=server peer=" +
                                     who + " user=" + a->user);
         } else if (auto* r = std::get_if<btest::interval_report>(&ev)) {
-            if (opt_.verbose) p_.interval(*r, tag_of(t.id), t.id, who, !opt_.quiet);
+            if (opt_.verbose) {
+                const auto it = tests_.find(t.id);
+                const auto proto = it != tests_.end() ? it->second.proto : btest::protocol::tcp;
+                p_.interval(*r, proto, tag_of(t.id), t.id, who, !opt_.quiet);
+            }
         } else if (auto* n = std::get_if<btest::notice>(&ev)) {
             if (opt_.verbose) p_.err(tag + n->text);
         } else if (auto* c = std::get_if<btest::session_closed>(&ev)) {
@@ -573,8 +593,10 @@ public:
                     if (c->error) line += " (" + c->error.message() + ")";
                     line += fmt(", %.2f s", seconds(sum.elapsed));
                     if (sum.tx.active) line += ", TX " + fmt("%.1f MB ", mbytes(sum.tx.bytes)) + fmt("%.2f Mbit/s", mbit(sum.tx.average_bps));
-                    if (sum.rx.active) line += ", RX " + fmt("%.1f MB ", mbytes(sum.rx.bytes)) + fmt("%.2f Mbit/s", mbit(sum.rx.average_bps)) +
-                                              ", lost " + std::to_string(sum.rx.lost_packets);
+                    if (sum.rx.active) {
+                        line += ", RX " + fmt("%.1f MB ", mbytes(sum.rx.bytes)) + fmt("%.2f Mbit/s", mbit(sum.rx.average_bps));
+                        if (it->second.proto == btest::protocol::udp) line += ", lost " + std::to_string(sum.rx.lost_packets);
+                    }
                     p_.out(line);
                 }
                 const bool text = opt_.verbose > 0 && !opt_.quiet;

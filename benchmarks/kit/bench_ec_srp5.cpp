@@ -1,5 +1,7 @@
 // EC-SRP5 (PROTOCOL §6.3) costs: a whole server-side handshake (MSG1 in → MSG2, MSG3 in →
-// MSG4), a whole client-side handshake, redp1 and one scalar multiplication. Items are
+// MSG4) for a known and for an unknown user (which must cost the same: no user enumeration by
+// timing; the _unknown_vs_known benchmark interleaves the two and prints their ratio), a whole
+// client-side handshake, redp1 and one scalar multiplication. Items are
 // handshakes (or operations) per second. The peer's messages are computed once beforehand with
 // fixed random values, so each iteration does exactly one side's work and ends authenticated.
 #include <benchmark/benchmark.h>
@@ -10,6 +12,9 @@
 #include <stdexcept>
 #include <vector>
 
+#include <time.h>
+
+#include <btest/auth/credentials.hpp>
 #include <btest/auth/ec_srp5.hpp>
 #include <btest/core/entropy.hpp>
 
@@ -19,6 +24,21 @@ namespace ec = btest::auth::ec_srp5;
 
 constexpr std::string_view user = "admin";
 constexpr std::string_view password = "test";
+
+/// A server's account store with the transcript's user, and its EC-SRP5 secret.
+struct server_side {
+    btest::seeded_entropy rng{11};
+    btest::auth::memory_credentials store{rng};
+    std::array<std::byte, 32> secret{};
+    server_side() {
+        store.add(user, password);
+        rng.fill(secret);
+    }
+};
+server_side& server_fixture() {
+    static server_side s;
+    return s;
+}
 
 struct transcript {
     std::array<std::byte, 32> s_a{}, s_b{};
@@ -32,7 +52,7 @@ struct transcript {
         btest::seeded_entropy rng{2024};
         s_a = rng.bytes<32>();
         s_b = rng.bytes<32>();
-        record = ec::derive_record(user, password, rng.bytes<16>());
+        record = *server_fixture().store.ecsrp5_record(user);  // the salt the server's store drew
         prepared = *ec::prepare(record);
         btest::fixed_entropy fa{s_a}, fb{s_b};
         ec::client_exchange client{user, password, fa};
@@ -53,22 +73,74 @@ const transcript& fixture() {
     return t;
 }
 
-/// From a prepared record (credential_store::ecsrp5_prepared), as a server session logs in.
+/// One server login as a server session runs it: the record from the store (a decoy for an
+/// unknown name, auth::ecsrp5_login_record), MSG1 → MSG2, MSG3 → MSG4 or refusal.
+bool server_login(std::string_view name, const transcript& t, server_side& srv) {
+    const auto rec = btest::auth::ecsrp5_login_record(srv.store, name, srv.secret);
+    btest::fixed_entropy rng{t.s_b};
+    ec::server_exchange server{rng};
+    auto m2 = server.on_msg1({name, t.client_key}, rec);
+    auto m4 = server.on_msg3(t.msg3);  // an unknown name fails here, like a wrong password
+    benchmark::DoNotOptimize(m2);
+    benchmark::DoNotOptimize(m4);
+    return m2 && m4;
+}
+
+/// A known user, as a server session logs in: the stored prepared record.
 void bm_ec_srp5_server_handshake(benchmark::State& state) {
     const auto& t = fixture();
+    auto& srv = server_fixture();
     std::int64_t ok = 0;
-    for (auto _ : state) {
-        btest::fixed_entropy rng{t.s_b};
-        ec::server_exchange server{rng};
-        auto m2 = server.on_msg1({user, t.client_key}, t.prepared);
-        auto m4 = server.on_msg3(t.msg3);
-        ok += (m2 && m4) ? 1 : 0;
-        benchmark::DoNotOptimize(m4);
-    }
+    for (auto _ : state) ok += server_login(user, t, srv) ? 1 : 0;
     if (ok != state.iterations()) state.SkipWithError("server handshake failed");
     state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(bm_ec_srp5_server_handshake);
+
+/// An unknown user, as a server session refuses it: the decoy record (ec_srp5::decoy_record),
+/// then the failing proof. Should cost what bm_ec_srp5_server_handshake costs (§6.3.9 step 2).
+void bm_ec_srp5_server_handshake_unknown_user(benchmark::State& state) {
+    const auto& t = fixture();
+    auto& srv = server_fixture();
+    std::int64_t ok = 0;
+    for (auto _ : state) ok += server_login("nobody", t, srv) ? 1 : 0;
+    if (ok != 0) state.SkipWithError("an unknown user logged in");
+    state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(bm_ec_srp5_server_handshake_unknown_user);
+
+/// This thread's CPU time: unlike a wall clock it does not count the time the thread waited
+/// for a core, which on a shared machine is most of the noise.
+double thread_cpu_us() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return double(ts.tv_sec) * 1e6 + double(ts.tv_nsec) / 1e3;
+}
+
+/// The pair above interleaved, one known and one unknown login per iteration, each timed on its
+/// own (thread CPU time), so that load on the machine hits both alike: reports the mean of each
+/// (µs) and their ratio unknown/known (1.00 = an unknown name cannot be told apart by timing).
+void bm_ec_srp5_server_handshake_unknown_vs_known(benchmark::State& state) {
+    const auto& t = fixture();
+    auto& srv = server_fixture();
+    double known = 0, unknown = 0;
+    bool flip = false;
+    for (auto _ : state) {
+        // Alternate which goes first, so neither always runs on a warmer cache.
+        for (int k = 0; k < 2; ++k) {
+            const bool is_known = (k == 0) != flip;
+            const double t0 = thread_cpu_us();
+            server_login(is_known ? user : std::string_view("nobody"), t, srv);
+            (is_known ? known : unknown) += thread_cpu_us() - t0;
+        }
+        flip = !flip;
+    }
+    const double n = double(state.iterations());
+    state.counters["known_us"] = known / n;
+    state.counters["unknown_us"] = unknown / n;
+    state.counters["ratio"] = unknown / known;
+}
+BENCHMARK(bm_ec_srp5_server_handshake_unknown_vs_known)->MinTime(2.0);
 
 /// From a plain validator_record, prepared on every login (lift V, redp1).
 void bm_ec_srp5_server_handshake_unprepared(benchmark::State& state) {
@@ -87,8 +159,9 @@ void bm_ec_srp5_server_handshake_unprepared(benchmark::State& state) {
 }
 BENCHMARK(bm_ec_srp5_server_handshake_unprepared);
 
-/// An unknown user: fake_record and prepare on every login, then the failing proof.
-void bm_ec_srp5_server_handshake_unknown_user(benchmark::State& state) {
+/// What an unknown user cost before the decoy: fake_record and prepare on every login (one
+/// scalar multiplication and a redp1 loop more than a known user), then the failing proof.
+void bm_ec_srp5_server_handshake_fake_record(benchmark::State& state) {
     const auto& t = fixture();
     const std::array<std::byte, 32> secret{};
     for (auto _ : state) {
@@ -96,13 +169,13 @@ void bm_ec_srp5_server_handshake_unknown_user(benchmark::State& state) {
         ec::server_exchange server{rng};
         auto rec = ec::prepare(ec::fake_record("nobody", secret));
         auto m2 = server.on_msg1({"nobody", t.client_key}, *rec);
-        auto m4 = server.on_msg3(t.msg3);  // fails: nobody knows the fake validator
+        auto m4 = server.on_msg3(t.msg3);
         benchmark::DoNotOptimize(m2);
         benchmark::DoNotOptimize(m4);
     }
     state.SetItemsProcessed(state.iterations());
 }
-BENCHMARK(bm_ec_srp5_server_handshake_unknown_user);
+BENCHMARK(bm_ec_srp5_server_handshake_fake_record);
 
 void bm_ec_srp5_client_handshake(benchmark::State& state) {
     const auto& t = fixture();

@@ -156,6 +156,31 @@ std::optional<proc_sample> sample(pid_t pid) {
     return s;
 }
 
+/// The server's limits, sized to the load this run offers: every session is one TCP connection
+/// (connection count 1), the clients come from `ips` addresses in turn, so no address holds more
+/// than ceil(M / ips) connections at once; M sessions plus a margin for the ramp's overlap.
+struct server_limits {
+    std::size_t max_sessions = 0;
+    std::size_t max_conn_per_ip = 0;
+};
+server_limits limits_for(const options& o) {
+    const std::size_t ips = std::max<std::size_t>(1, std::min(o.ips, o.m));
+    return {o.m + 64, (o.m + ips - 1) / ips};
+}
+
+std::vector<std::string> server_args(const options& o) {
+    const auto l = limits_for(o);
+    std::vector<std::string> args = {o.btest, "-s", "-q", "-P", std::to_string(o.port), "--listen", "127.0.0.1",
+                                     "--listen6", "none", "--max-sessions", std::to_string(l.max_sessions),
+                                     "--max-conn-per-ip", std::to_string(l.max_conn_per_ip),
+                                     "--udp-port-start", "30000", "--udp-port-end", "50000"};
+    if (!o.server_threads.empty()) {
+        args.push_back("--threads");
+        args.push_back(o.server_threads);
+    }
+    return args;
+}
+
 pid_t start_server(const options& o) {
     const pid_t pid = fork();
     if (pid < 0) {
@@ -165,13 +190,7 @@ pid_t start_server(const options& o) {
     if (pid == 0) {
         const int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 1);
-        std::vector<std::string> args = {o.btest, "-s", "-q", "-P", std::to_string(o.port), "--listen", "127.0.0.1",
-                                         "--listen6", "none", "--max-sessions", std::to_string(o.m + 64),
-                                         "--udp-port-start", "30000", "--udp-port-end", "50000"};
-        if (!o.server_threads.empty()) {
-            args.push_back("--threads");
-            args.push_back(o.server_threads);
-        }
+        std::vector<std::string> args = server_args(o);
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -222,6 +241,11 @@ int main(int argc, char** argv) {
     raise_nofile();
     pid_t server = -1;
     if (!o.btest.empty()) {
+        // Say what the server was started with: its limits must admit every session offered.
+        std::string cmd = "btest_scale: server:";
+        for (const auto& a : server_args(o)) cmd += " " + a;
+        std::printf("%s\n", cmd.c_str());
+        std::fflush(stdout);
         server = start_server(o);
         std::this_thread::sleep_for(700ms);
         if (waitpid(server, nullptr, WNOHANG) == server) {

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <regex>
 #include <set>
+#include <sstream>
+#include <thread>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -188,6 +190,83 @@ TEST_CASE("cli: text output has one line per interval per direction and a summar
     // The server: a line when the test starts and when it ends (+ intervals with -v).
     CHECK(s.proc.wait_for("test ended: peer_closed", 3s, true));
     CHECK(contains(s.proc.out(), "test started: udp both"));
+    s.proc.signal(SIGTERM);
+    CHECK(s.proc.wait(5s) == 0);
+}
+
+TEST_CASE("cli: TCP lines carry no loss figure in text, CSV or JSON (loss is a UDP receive figure)", "[cli]") {
+    const auto ports = loopback::slot(62);
+    const std::string path = "/tmp/btest_csv_tcp_" + std::to_string(::getpid()) + ".csv";
+    ::unlink(path.c_str());
+    cli_server s(server_args(ports, {"-v"}));
+    REQUIRE(s.listening);
+    process c(client_args(ports, {"-t", "-r", "-b", "20M", "-d", "2", "--csv", path}));
+    REQUIRE(c.wait(10s) == 0);
+    const auto out = c.out();
+    INFO(out);
+    CHECK(contains(out, "--- summary: tcp both"));
+    CHECK_FALSE(contains(out, "lost"));
+    CHECK_FALSE(contains(out, "jitter"));
+    int rx_lines = 0;
+    for (const auto& l : c.out_lines()) rx_lines += std::regex_match(l, std::regex(R"(^\[\s*\d+\] RX .*cpu \S+$)"));
+    CHECK(rx_lines == 2);
+    // The server's lines (-v: intervals and summary) and its "test ended" line alike.
+    REQUIRE(s.proc.wait_for("test ended: peer_closed", 3s, true));
+    REQUIRE(s.proc.wait_for("--- summary", 3s, true));
+    CHECK_FALSE(contains(s.proc.out(), "lost"));
+    // CSV: the lost_packets column stays empty on every row of a TCP test.
+    const auto rows = process::lines(process::slurp(path));
+    ::unlink(path.c_str());
+    REQUIRE(rows.size() >= 1 + 4 + 2);  // header, 2 intervals × 2 directions, 2 summary rows
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+        INFO(rows[i]);
+        std::vector<std::string> cols;
+        std::stringstream ss(rows[i]);
+        for (std::string f; std::getline(ss, f, ',');) cols.push_back(f);
+        REQUIRE(cols.size() >= 11);
+        CHECK(cols[10].empty());  // lost_packets
+    }
+    // JSON: lost_packets is null for TCP, a number for a UDP receive direction only.
+    process j(client_args(ports, {"-t", "-r", "-b", "20M", "-d", "1", "--json"}));
+    REQUIRE(j.wait(10s) == 0);
+    for (const auto& v : json_lines(j.out())) CHECK(v["lost_packets"].is_null());
+    process ju(client_args(ports, {"-u", "-t", "-r", "-b", "20M", "-d", "1", "--json"}));
+    REQUIRE(ju.wait(10s) == 0);
+    for (const auto& v : json_lines(ju.out())) {
+        const bool udp_rx = v["type"].str() == "summary" || v["direction"].str() == "rx";
+        CHECK(v["lost_packets"].is_null() == !udp_rx);
+    }
+    s.proc.signal(SIGTERM);
+    CHECK(s.proc.wait(5s) == 0);
+}
+
+TEST_CASE("cli: interval labels sit on the report grid with the interval's decimals, even when a report is late", "[cli]") {
+    const auto ports = loopback::slot(63);
+    cli_server s(server_args(ports));
+    REQUIRE(s.listening);
+    {
+        // Stop the client around its 2-second report (from ~1.7 s to ~2.1 s after the test
+        // started, if the first line was seen at once): the report fires late, when it resumes.
+        process c(client_args(ports, {"-t", "-b", "10M", "-d", "4"}));
+        REQUIRE(c.wait_for("[  1]", 5s, true));
+        std::this_thread::sleep_for(700ms);
+        c.signal(SIGSTOP);
+        std::this_thread::sleep_for(400ms);
+        c.signal(SIGCONT);
+        REQUIRE(c.wait(10s) == 0);
+        std::vector<std::string> labels;
+        for (const auto& l : c.out_lines())
+            if (!l.empty() && l[0] == '[') labels.push_back(l.substr(0, l.find(']') + 1));
+        CHECK(labels == std::vector<std::string>{"[  1]", "[  2]", "[  3]", "[  4]"});
+    }
+    {
+        process c(client_args(ports, {"-t", "-b", "10M", "-d", "2", "-i", "0.5"}));
+        REQUIRE(c.wait(10s) == 0);
+        std::vector<std::string> labels;
+        for (const auto& l : c.out_lines())
+            if (!l.empty() && l[0] == '[') labels.push_back(l.substr(0, l.find(']') + 1));
+        CHECK(labels == std::vector<std::string>{"[  0.5]", "[  1.0]", "[  1.5]", "[  2.0]"});
+    }
     s.proc.signal(SIGTERM);
     CHECK(s.proc.wait(5s) == 0);
 }

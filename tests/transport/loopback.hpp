@@ -10,7 +10,8 @@
 //
 // Ports: each test owns a slot; slot k uses TCP port 14000 + k and UDP ports from 20000 + 300·k
 // (server P … and client P+256 …), so tests can run in parallel (ctest -j). Slots in use:
-//   0–35 matrix (asio)   36–38, 50–61 CLI   40–49 behaviour (asio)   64–99 matrix (posix)
+//   0–35 matrix (asio)   36–38, 50–63 CLI   39 slow UDP receiver   40–49 behaviour (asio)
+//   64–99 matrix (posix)
 //   100–109 behaviour (posix)   110–129 cross-transport   130 README example (posix)
 //   131–134 speed measurement (hidden)   135–150 hostile clients (tests/hostile)
 #pragma once

@@ -38,6 +38,8 @@
 // (password, salt). A server avoids it by logging in from prepared records (prepare(),
 // credential_store::ecsrp5_prepared); a client necessarily runs redp1 on the salt the server
 // sent, so a malicious server that times it learns about two bits of (password, salt) per salt.
+// An unknown user name is answered with decoy_record, which needs no curve arithmetic, so a
+// server refuses it as fast as a known name's wrong password (no user enumeration by timing).
 //
 // Secrets (s_a, s_b, i, k, z, inner hash) are wiped with Botan::secure_scrub_memory once used,
 // and by the destructors (best effort: copies the compiler keeps in registers or spills are
@@ -357,6 +359,42 @@ inline redp1_trace redp1_traced(const bytes32& x, std::uint8_t parity) {
 /// redp1(x, parity) of §6.3.6. redp1(x, 1) = −redp1(x, 0).
 inline point redp1(const bytes32& x, std::uint8_t parity) { return redp1_traced(x, parity).q; }
 
+/// The points an unknown user's decoy record logs in from (decoy_record, §6.3.9 step 2), fixed
+/// so that answering an unknown name needs no curve arithmetic at all (the unit tests recompute
+/// them from these definitions):
+///
+///   V_d = redp1(SHA256("btest ec-srp5 decoy validator"), 0): the decoy validator, a point
+///         nobody knows the discrete logarithm of (which is what keeps a decoy login failing);
+///   T   = r·redp1(SHA256("btest ec-srp5 decoy torsion 1"), 0): a point of order 8;
+///   γ_c = G + c·T for c = 0..7: the decoy blinding points, one per coset of ⟨G⟩.
+///
+/// Why this hides an unknown user: MSG2 carries W_b = s_b·G + γ with s_b fresh and random, so
+/// the ⟨G⟩ part of γ never shows; only its coset (the class of r·W_b) does, and that is all a
+/// client can learn about γ. A real user's γ = redp1(x_γ, 0) falls in a pseudo-random coset
+/// (redp1's output is spread evenly over the eight); decoy_record draws c from the server
+/// secret and the name, so each name keeps its coset across attempts, like a real user.
+inline constexpr point decoy_validator{
+    detail::fe_from_hex("2ab9e4161f7d5224ab19746fdd7d32a27c451f9f03be645770b957935fb61773"),
+    detail::fe_from_hex("53edb20c6f00dd5db6933b9134187cef1036f77c3d3917b9268c8cee780f92b2")};
+inline constexpr std::array<point, 8> decoy_gammas{{
+    {detail::fe_from_hex("2aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaad245a"),
+     detail::fe_from_hex("5f51e65e475f794b1fe122d388b72eb36dc2b28192839e4dd6163a5d81312c14")},
+    {detail::fe_from_hex("208a5fcba826e2184cf1dc08c944e1796e698e2d611f1f35d18425234cc7ab3c"),
+     detail::fe_from_hex("1491cddd7b1f5c3c40bcf4ff3fa47f29798da71f788b816580fe1f28f734d70c")},
+    {detail::fe_from_hex("4bfbdcbbc82dff75fce309f1874d61c7eeba14fc95f7bcb22c15c8abe281a6e1"),
+     detail::fe_from_hex("2e66cce0e0a9cf4405b64e4e4fd4df84b6c2f59c44b070fe3feedbd063916171")},
+    {detail::fe_from_hex("48ba1178b53d945496c593976173d5f8a2935ae33c3b9dfb4f34104e5522fe85"),
+     detail::fe_from_hex("34b37c92bb50c273aa022c5188cf65bee0bb6a68eb95ebf063d1d9420e62b1a5")},
+    {detail::fe_from_hex("71c71c71c71c71c71c71c71c71c71c71c71c71c71c71c71c71c71c71c71eeb63"),
+     detail::fe_from_hex("4783bac91b90343b1f361c03b59eec75e23353212a702721cdf315672454b9e2")},
+    {detail::fe_from_hex("39f24ef5e600bf3f03b2473c78693b30178776c0fd841b2242038973621a2085"),
+     detail::fe_from_hex("322ee77e7b240214a219bf8c02ca5f1b6a08af5aa22e8e7d69e24cd40c1250be")},
+    {detail::fe_from_hex("495978998d2755df58724b63ce07f38d669b4058bf5d98a3293f8ca972dccf0e"),
+     detail::fe_from_hex("569cb94433608bc26e24bbd11544d351fd0c674f1c5aac29dd0f18ce20d1633b")},
+    {detail::fe_from_hex("5dd02a7128be38494caf4364d19486ca469906a2be0e2e2519c0931acbde970c"),
+     detail::fe_from_hex("340fc3a22946cc44cf9c90f8534eb0ebd8b36e57937b135711bb506a1a52db19")},
+}};
+
 } // namespace math
 
 // --- the protocol's steps (§6.3.7–§6.3.9), each a pure function ------------------------------
@@ -396,8 +434,9 @@ inline validator_record derive_record(std::string_view user, std::string_view pa
 /// unknown users with it fails them at the proof step exactly like a wrong password, with a
 /// salt that stays the same across attempts (§6.3.9 step 2). `server_secret` must be random
 /// and kept secret (e.g. 32 bytes drawn at server start). Costs one scalar multiplication
-/// (~50 µs) that a stored record does not, so an unknown user's login is measurably slower
-/// than a known user's; a server that must hide even that can cache fake records per name.
+/// (~50 µs), and preparing it a redp1 loop, that a stored prepared record does not: an unknown
+/// user's login is measurably slower than a known user's. A server logs unknown users in from
+/// decoy_record instead, which costs what a stored record costs.
 inline validator_record fake_record(std::string_view user, std::span<const std::byte, 32> server_secret) {
     using detail::u8;
     const auto mac = Botan::MessageAuthenticationCode::create_or_throw("HMAC(SHA-256)");
@@ -435,6 +474,37 @@ inline result<prepared_record> prepare(const validator_record& rec) {
     auto v = math::decode_point(rec.validator);
     if (!v) return v.error();
     return prepared_record{rec, *v, math::redp1(rec.validator.u, 0)};
+}
+
+/// The record a server answers an unknown `user` with ([Design], §6.3.9 step 2), at the cost of
+/// one HMAC and no curve arithmetic, so that refusing an unknown name takes as long as refusing
+/// a known name's wrong password (a real user's record is prepared once, when stored):
+///
+///   h = HMAC-SHA256(server_secret, "btest ec-srp5 decoy" ‖ 00 ‖ user)
+///   salt = h[0..16),  V = math::decoy_validator,  γ = math::decoy_gammas[h[16] mod 8]
+///
+/// The salt and the coset of γ — everything of the record that reaches the wire — are
+/// pseudo-random per name and stable across attempts, as a real user's are; V never reaches
+/// the wire, and nobody knows its discrete logarithm, so the login fails at the proof step
+/// like a wrong password. Nothing is computed per name beyond the HMAC, so there is nothing to
+/// cache: memory stays constant under a flood of random names. Value in, value out.
+inline prepared_record decoy_record(std::string_view user, std::span<const std::byte, 32> server_secret) {
+    using detail::u8;
+    const auto mac = Botan::MessageAuthenticationCode::create_or_throw("HMAC(SHA-256)");
+    mac->set_key(u8(server_secret.data()), server_secret.size());
+    constexpr std::string_view label = "btest ec-srp5 decoy";
+    mac->update(reinterpret_cast<const std::uint8_t*>(label.data()), label.size());
+    mac->update(std::uint8_t{0});
+    mac->update(reinterpret_cast<const std::uint8_t*>(user.data()), user.size());
+    bytes32 h{};
+    mac->final(u8(h.data()));
+    prepared_record rec;
+    std::copy_n(h.begin(), rec.record.salt.size(), rec.record.salt.begin());
+    rec.record.validator = math::decoy_validator.encode();
+    rec.v = math::decoy_validator;
+    rec.gamma = math::decoy_gammas[std::to_integer<std::size_t>(h[16]) % math::decoy_gammas.size()];
+    detail::wipe(h);
+    return rec;
 }
 
 /// j = SHA256(x_a ‖ x_b): the two u values exactly as sent, parity bytes excluded (§6.3.10).
@@ -586,7 +656,7 @@ private:
 };
 
 /// One authentication, server side (§6.3.9). Sequence: on_msg1 (with the user's record, or a
-/// fake_record for an unknown user) → send MSG2; on_msg3 → send MSG4 and the OK word, or
+/// decoy_record for an unknown user) → send MSG2; on_msg3 → send MSG4 and the OK word, or
 /// `00 00 00 00` on error. Each step once, in order; any error is final. One thread at a time
 /// per object. Not copyable (it holds secrets); movable.
 class server_exchange {
@@ -601,7 +671,7 @@ public:
 
     /// Validates W_a (errc::bad_point: u ≥ p, not liftable, or of order 2), draws s_b (32
     /// bytes), computes W_b and the proofs to expect and to send, and returns MSG2. The caller
-    /// looked `rec` up by m.username (a fake record for an unknown user); this function does not
+    /// looked `rec` up by m.username (a decoy record for an unknown user); this function does not
     /// read the name. W_a outside the prime-order subgroup is not refused (§6.3.9 step 3 allows
     /// either): such a client cannot authenticate without the password anyway. Should Z be
     /// O (an impossible-in-practice client key), MSG2 is still returned and on_msg3 fails, like

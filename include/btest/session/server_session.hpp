@@ -197,20 +197,11 @@ private:
             return;
         }
         ec_user_ = std::string(msg1->username);
-        // Unknown users get a record derived from the server secret and fail at the proof step,
-        // like a wrong password (no user enumeration, §6.3.9 step 2).
-        auto prepared = svc_.credentials->ecsrp5_prepared(ec_user_);
-        if (!prepared) {
-            auto fake = auth::ec_srp5::prepare(auth::ec_srp5::fake_record(ec_user_, svc_.secret));
-            if (fake) prepared = std::move(*fake);
-        }
-        if (!prepared) {
-            c.frame.clear();
-            auth_done(now, false, ec_user_);
-            return;
-        }
+        // Unknown users get a decoy derived from the server secret, as fast as a stored record,
+        // and fail at the proof step like a wrong password (no user enumeration, §6.3.9 step 2).
+        const auto prepared = auth::ecsrp5_login_record(*svc_.credentials, ec_user_, svc_.secret);
         ec_ = std::make_unique<auth::ec_srp5::server_exchange>(rng());
-        auto msg2 = ec_->on_msg1(*msg1, *prepared);
+        auto msg2 = ec_->on_msg1(*msg1, prepared);
         c.frame.clear();
         if (!msg2) {
             auth_done(now, false, ec_user_);

@@ -224,6 +224,7 @@ public:
         if (!running_) return error_;
         if (now >= next_second_) second_tick(now);
         if (now >= reporting_.next_report()) report_tick(now);
+        udp_.tick(now, reporting_.tx_meter().current_bps());  // a silent receiver (§10.3)
         if (idle_check_ && now >= *idle_check_) idle_check(now);
         if (done_) return error_;
         if (end_deadline_ && now >= *end_deadline_) {

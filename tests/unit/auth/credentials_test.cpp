@@ -17,14 +17,14 @@ using namespace btest;
 namespace ec = btest::auth::ec_srp5;
 
 namespace {
-/// One EC-SRP5 login against `store`; unknown users get a fake record, as a server would.
+const auto login_secret = test::unhex_array<32>("5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e");
+
+/// One EC-SRP5 login against `store`; unknown users get a decoy record, as a server's do.
 bool login(const auth::credential_store& store, const std::string& user, const std::string& password, entropy& rng) {
-    const auto secret = test::unhex_array<32>("5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e");
-    auto rec = store.ecsrp5_prepared(user);
-    if (!rec) rec = *ec::prepare(ec::fake_record(user, secret));
+    const auto rec = auth::ecsrp5_login_record(store, user, login_secret);
     ec::client_exchange client{user, password, rng};
     ec::server_exchange server{rng};
-    auto m2 = server.on_msg1({user, client.client_key()}, *rec);
+    auto m2 = server.on_msg1({user, client.client_key()}, rec);
     REQUIRE(m2);
     auto m3 = client.on_msg2(*m2);
     REQUIRE(m3);
@@ -83,7 +83,7 @@ TEST_CASE("credentials: EC-SRP5 logins served from a store, through the base cla
     CHECK(login(base, "guest", "", rng));
     CHECK_FALSE(login(base, "admin", "wrong", rng));
     CHECK_FALSE(login(base, "guest", "x", rng));
-    CHECK_FALSE(login(base, "nobody", "test", rng));  // fake record: fails at the proof
+    CHECK_FALSE(login(base, "nobody", "test", rng));  // decoy record: fails at the proof
     CHECK_FALSE(login(base, "nobody", "", rng));
 }
 
@@ -136,4 +136,29 @@ TEST_CASE("credentials: memory_credentials keeps prepared records") {
     REQUIRE(again);
     CHECK(prepared->v == again->v);
     CHECK(prepared->gamma == again->gamma);
+}
+
+TEST_CASE("credentials: ecsrp5_login_record serves known names from the store and unknown ones a decoy") {
+    seeded_entropy rng{5};
+    auth::memory_credentials store{rng};
+    store.add("admin", "test");
+    const auto known = auth::ecsrp5_login_record(store, "admin", login_secret);
+    const auto stored = store.ecsrp5_prepared("admin");
+    REQUIRE(stored);
+    CHECK(known.record == stored->record);
+    CHECK(known.v == stored->v);
+    CHECK(known.gamma == stored->gamma);
+    for (const char* name : {"nobody", "Admin", "admin ", ""}) {
+        INFO(name);
+        const auto decoy = ec::decoy_record(name, login_secret);
+        const auto rec = auth::ecsrp5_login_record(store, name, login_secret);
+        CHECK(rec.record == decoy.record);
+        CHECK(rec.v == decoy.v);
+        CHECK(rec.gamma == decoy.gamma);
+    }
+    // A record that does not decode is answered like an unknown name.
+    records_only ro;
+    const auto corrupt = auth::ecsrp5_login_record(ro, "corrupt", login_secret);
+    CHECK(corrupt.record == ec::decoy_record("corrupt", login_secret).record);
+    CHECK(auth::ecsrp5_login_record(ro, "admin", login_secret).record == ec::derive_record("admin", "test", ro.salt));
 }

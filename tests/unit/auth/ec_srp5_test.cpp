@@ -586,6 +586,102 @@ TEST_CASE("ec_srp5: an unknown user gets a fake record and fails at the proof st
     CHECK(server.on_msg3(*m3).error() == errc::auth_failed);  // ...and fails at the proof
 }
 
+namespace {
+bytes32 sha256_of(std::string_view label) { return ec::detail::sha256({bytes::of(label)}); }
+
+/// The coset of ⟨G⟩ that P lies in, as an index 0..7 into the multiples of r·T (T of order 8):
+/// r·P is P's torsion part times r, and r is odd, so r·T generates the same 8 points.
+int coset(const ec::math::point& p, const ec::math::point& t8) {
+    const auto rp = ec::math::mul(ec::math::order_bytes, p);
+    const auto rt = ec::math::mul(ec::math::order_bytes, t8);
+    ec::math::point m;
+    for (int c = 0; c < 8; ++c) {
+        if (rp == m) return c;
+        m = ec::math::add(m, rt);
+    }
+    return -1;
+}
+
+ec::math::point decoy_torsion() { return ec::math::mul(ec::math::order_bytes, ec::math::redp1(sha256_of("btest ec-srp5 decoy torsion 1"), 0)); }
+} // namespace
+
+TEST_CASE("ec_srp5: the decoy points are what their definitions say") {
+    using namespace ec::math;
+    CHECK(decoy_validator == redp1(sha256_of("btest ec-srp5 decoy validator"), 0));
+    CHECK(decoy_validator.on_curve());
+    const point t = decoy_torsion();
+    const point t2 = add(t, t), t4 = add(t2, t2);
+    CHECK_FALSE(t4.is_identity());  // order exactly 8
+    CHECK(add(t4, t4).is_identity());
+    point ct;  // c·T
+    std::vector<int> cosets;
+    for (std::size_t c = 0; c < decoy_gammas.size(); ++c) {
+        INFO("c = " << c);
+        CHECK(decoy_gammas[c] == add(generator(), ct));
+        CHECK(decoy_gammas[c].on_curve());
+        cosets.push_back(coset(decoy_gammas[c], t));
+        ct = add(ct, t);
+    }
+    // One point in each of the eight cosets of ⟨G⟩.
+    std::sort(cosets.begin(), cosets.end());
+    CHECK(cosets == std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7});
+}
+
+TEST_CASE("ec_srp5: a decoy record is stable per name, looks like a real user's on the wire, and never logs in") {
+    const auto secret = test::unhex_array<32>("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+    const auto other_secret = test::unhex_array<32>("ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f");
+    const auto d = ec::decoy_record("mallory", secret);
+    const auto again = ec::decoy_record("mallory", secret);
+    CHECK(d.record == again.record);  // stable across attempts: the same salt every time
+    CHECK(d.gamma == again.gamma);
+    CHECK(d.record.salt != ec::decoy_record("mallory2", secret).record.salt);
+    CHECK(d.record.salt != ec::decoy_record("mallory", other_secret).record.salt);
+    CHECK(d.v == ec::math::decoy_validator);
+    CHECK(std::count(ec::math::decoy_gammas.begin(), ec::math::decoy_gammas.end(), d.gamma) == 1);
+
+    // What reaches the wire besides the salt is the coset of γ (MSG2's W_b = s_b·G + γ). Real
+    // users' γ = redp1(x_γ, 0) spread evenly over the eight cosets, and so do the decoys'; 800
+    // of each, every coset between 60 and 140 times (expected 100).
+    const auto t = decoy_torsion();
+    std::array<int, 8> real{}, decoy{};
+    seeded_entropy rng{2718};
+    for (int i = 0; i < 800; ++i) {
+        const auto x = rng.bytes<32>();
+        const int c = coset(ec::math::redp1(x, 0), t);
+        REQUIRE(c >= 0);
+        ++real[static_cast<std::size_t>(c)];
+        const int k = coset(ec::decoy_record("user" + std::to_string(i), secret).gamma, t);
+        REQUIRE(k >= 0);
+        ++decoy[static_cast<std::size_t>(k)];
+    }
+    for (std::size_t c = 0; c < 8; ++c) {
+        INFO("coset " << c << ": real " << real[c] << ", decoy " << decoy[c]);
+        CHECK(real[c] >= 60);
+        CHECK(real[c] <= 140);
+        CHECK(decoy[c] >= 60);
+        CHECK(decoy[c] <= 140);
+    }
+
+    // The login runs to the proof step like a wrong password, and fails there, whatever the
+    // client's password (nobody knows the decoy validator's discrete logarithm).
+    for (const char* password : {"guess", "", "test"}) {
+        ec::client_exchange client{"mallory", password, rng};
+        ec::server_exchange server{rng};
+        auto m2 = server.on_msg1({"mallory", client.client_key()}, d);
+        REQUIRE(m2);
+        CHECK(m2->salt == d.record.salt);
+        const auto frame = wire::encode_ecsrp5_msg2(*m2);
+        auto f = wire::decode_ecsrp5_frame(frame);
+        REQUIRE(f);
+        auto decoded = wire::decode_ecsrp5_msg2(f->payload);
+        REQUIRE(decoded);
+        CHECK(ec::math::decode_point(decoded->server_key));
+        auto m3 = client.on_msg2(*decoded);
+        REQUIRE(m3);
+        CHECK(server.on_msg3(*m3).error() == errc::auth_failed);
+    }
+}
+
 TEST_CASE("ec_srp5: received keys with u >= p, u = 0 or a non-liftable u are rejected") {
     const auto r = runs().front();
     const bytes32 zero{};

@@ -3,7 +3,9 @@
 // the connection failing at every step (test/script.hpp).
 #include <catch2/catch.hpp>
 
+#include <btest/auth/ec_srp5.hpp>
 #include <btest/auth/md5.hpp>
+#include <btest/wire/ec_srp5.hpp>
 #include <btest/wire/md5.hpp>
 
 #include "test/hex.hpp"
@@ -165,6 +167,57 @@ TEST_CASE("server: EC-SRP5 replays the ascii-basic vector byte for byte (PROTOCO
         .expect_write(msg("msg4") + "01000000 07d1")
         .expect_event("auth ok", [](const event& e) { auto* a = std::get_if<auth_result>(&e); return a && a->ok && a->user == "admin"; })
         .run();
+}
+
+namespace {
+// One failing EC-SRP5 login against a server holding admin/test, scripted byte for byte: the
+// server must answer with the MSG2 that `expected` (the record it should log `user` in from)
+// yields with the rig's s_b, then refuse the proof with 00 00 00 00 and close.
+void failing_ecsrp5_login(const std::string& user, const std::string& password,
+                          const auth::ec_srp5::prepared_record& expected) {
+    const auto s_b = test::unhex("6a0b7e1f2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6071829304a5b6c7");
+    const auto s_a = test::unhex("0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0");
+    fixed_entropy client_rng{s_a}, server_rng{s_b};
+    auth::ec_srp5::client_exchange client{user, password, client_rng};
+    auth::ec_srp5::server_exchange server{server_rng};
+    std::vector<std::byte> msg1(wire::ecsrp5_msg1_frame_size(user.size()));
+    REQUIRE(wire::encode_ecsrp5_msg1(user, client.client_key(), msg1) == msg1.size());
+    const auto m2 = server.on_msg1({user, client.client_key()}, expected);
+    REQUIRE(m2);
+    const auto m3 = client.on_msg2(*m2);
+    REQUIRE(m3);
+    const auto msg2 = wire::encode_ecsrp5_msg2(*m2);
+    const auto msg3 = wire::encode_ecsrp5_proof(*m3);
+    script(rig(auth_method::ec_srp5, {{"admin", "test"}}, test::hex(s_b)))
+        .expect_write(hello)
+        .feed(cmd_tcp_receive)
+        .expect_write("03000000")
+        .feed(msg1)
+        .expect_write(std::vector<std::byte>(msg2.begin(), msg2.end()))
+        .feed(std::vector<std::byte>(msg3.begin(), msg3.end()))
+        .expect_write("00000000")
+        .expect_event("auth refused", [user](const event& e) {
+            auto* a = std::get_if<auth_result>(&e);
+            return a && !a->ok && a->user == user;
+        })
+        .expect_closed(errc::auth_failed)
+        .run();
+}
+} // namespace
+
+TEST_CASE("server: EC-SRP5 refuses an unknown user exactly like a wrong password, from a decoy record") {
+    // A wrong password for admin: the record stored for admin (the rig's store draws admin's salt
+    // from seeded_entropy{7}, as this one does).
+    seeded_entropy cred_rng{7};
+    auth::memory_credentials creds{cred_rng};
+    creds.add("admin", "test");
+    failing_ecsrp5_login("admin", "wrong", *creds.ecsrp5_prepared("admin"));
+    // An unknown name: the same messages, the same refusal, with MSG2 from the decoy for that
+    // name and the rig's server secret — no per-name curve arithmetic (§6.3.9 step 2), so the
+    // refusal costs what a wrong password costs.
+    const std::array<std::byte, 32> rig_secret{};
+    failing_ecsrp5_login("nobody", "test", auth::ec_srp5::decoy_record("nobody", rig_secret));
+    failing_ecsrp5_login("admin2", "", auth::ec_srp5::decoy_record("admin2", rig_secret));
 }
 
 TEST_CASE("server: EC-SRP5 malformed MSG1 is a protocol error, an invalid key an auth failure") {

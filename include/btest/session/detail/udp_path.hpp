@@ -44,6 +44,7 @@ public:
         seq_.assign(std::max<std::uint32_t>(1, p.udp_single_destination ? 1 : p.streams), 0);
         receiver_ = stats::udp_receiver(std::max<std::size_t>(p.streams, 1) + 8);
         adapter_ = pacing::rate_adapter(p.tx_cap, cfg.adapt, cfg.initial);
+        adapter_.start(now);
         pacer_ = pacing::pacer(cfg.burst_max);
         pacer_.set_rate(adapter_.rate(), p.udp_size, now);
         unit_ = p.udp_size;
@@ -95,13 +96,22 @@ public:
     /// The `bytes` of a STATUS from the peer: adapt our rate (§10.3).
     void on_status(std::uint32_t peer_bytes, time_point now) {
         if (!tx_) return;
-        if (auto r = adapter_.on_status(peer_bytes)) pacer_.set_rate(*r, unit_, now);
+        if (auto r = adapter_.on_status(now, peer_bytes)) pacer_.set_rate(*r, unit_, now);
+    }
+    /// The timer fired: a receiver whose STATUS stopped makes us back off (§10.3);
+    /// `sent_bps` is what we sent over the last second.
+    void tick(time_point now, std::uint64_t sent_bps) {
+        if (!tx_) return;
+        if (auto r = adapter_.on_timer(now, sent_bps)) pacer_.set_rate(*r, unit_, now);
     }
 
-    /// When pacing credit falls due, if the last next() found none; nullopt otherwise.
+    /// When this side needs the timer: pacing credit falling due (if the last next() found
+    /// none) or the next back-off step of a silent receiver; nullopt otherwise.
     std::optional<time_point> due() const noexcept {
-        if (!tx_ || !starved_) return std::nullopt;
-        return pacer_.next_due();
+        if (!tx_) return std::nullopt;
+        std::optional<time_point> d = starved_ ? pacer_.next_due() : std::nullopt;
+        if (auto b = adapter_.next_backoff(); b && (!d || *b < *d)) d = b;
+        return d;
     }
     /// A wake-up at `now` offered the credit that fell due: the driver pulls it (or, blocked,
     /// pulls when writable) — either way that time leaves the deadline.

@@ -216,6 +216,14 @@ public:
         return raws_.size() - 1;
     }
     raw_peer& raw(std::size_t i) { return raws_.at(i); }
+    /// Datagrams for `port` at a raw peer's address go to `sink` (a test's own receiver, e.g.
+    /// receiver_model.hpp) with the time, the UDP payload length and the header size H, instead
+    /// of being unreachable. The sink must not call back into the world.
+    using udp_sink = std::function<void(time_point, std::uint32_t, std::uint32_t)>;
+    void bind_raw_udp(const ip_address& address, std::uint16_t port, udp_sink sink) {
+        raw_udp_[{address, port}] = std::move(sink);
+    }
+    void unbind_raw_udp(const ip_address& address, std::uint16_t port) { raw_udp_.erase({address, port}); }
     /// The server session a raw connection belongs to now and its index there; nullopt before
     /// it was routed to one.
     std::optional<std::pair<const server_session*, std::uint32_t>> raw_server_conn(std::size_t i) {
@@ -677,6 +685,11 @@ private:
             if (s != client_udp_.end()) {
                 to = s->second->driver_;
                 stream = static_cast<std::uint32_t>(dst_port - h.bound_.front());
+            } else if (auto r = raw_udp_.find({h.address_, dst_port}); r != raw_udp_.end() && len >= 4) {
+                l.stats().datagrams_delivered++;
+                l.stats().delivered_bytes += std::uint64_t(len) + header;
+                r->second(now(), len, header);
+                return;
             }
             src = {cfg_.server_address, src_port};
         }
@@ -858,6 +871,7 @@ private:
     std::vector<std::pair<tcp_conn*, std::vector<std::byte>>> early_;
     std::map<std::uint16_t, driver*> server_udp_;
     std::map<std::pair<ip_address, std::uint16_t>, client_host*> client_udp_;
+    std::map<std::pair<ip_address, std::uint16_t>, udp_sink> raw_udp_;
     std::vector<event> server_events_;
     std::vector<std::byte> scratch_;
     std::vector<std::byte> write_buf_;
