@@ -44,7 +44,7 @@ for h in boost CLI fmt; do ln -sfn "/usr/include/$h" "$SYSROOT/usr/include/$h"; 
 step "cross-compile the static btest"
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S . -B "$B" -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake \
+cmake --no-warn-unused-cli -S . -B "$B" -G Ninja -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake \
     -DBTEST_CROSS_SYSROOT="$SYSROOT" -DCMAKE_BUILD_TYPE=Release -DBTEST_STATIC=ON -DBTEST_WERROR=ON \
     -DBTEST_BUILD_TESTS=OFF -DBTEST_BUILD_FUZZERS=OFF -DBTEST_BUILD_BENCHMARKS=OFF -DBTEST_BUILD_EXAMPLES=OFF \
     "${launcher[@]}" >/dev/null
