@@ -2,11 +2,16 @@
 // and help text live in one CLI11 declaration, from which parsing, --help and the man page's
 // OPTIONS section all come. `btest -s` and `btest-server-pro serve` add the same pieces:
 //
-//     add_shared_flags(app, o, audience::server_only);   // -P, -a/-p, -b, -4/-6
-//     add_server_flags(app, o);                          // --listen ... --threads
-//     add_data_plane_flags(app, o);                      // --no-gso, --no-gro, --timer-granularity
-//     add_output_flags(app, o);                          // -i, -q, -v, --json, --csv, --syslog
-//     ... app.parse(argc, argv); check_server_flags(o, o);
+//     add_shared_flags(app, o, audience::server_only, "server");  // -P, -a/-p, -b, -4/-6
+//     add_server_flags(app, o);                        // --listen ... --threads
+//     add_data_plane_flags(app, o);                    // --no-gso, --no-gro, --timer-granularity
+//     add_output_flags(app, o, audience::server_only); // -i, -q, -v, --json, --csv, --syslog
+//     app.parse(argc, argv);
+//     read_password_from_env(o);
+//     check_server_flags(o, o);
+//
+// An app renders --help with help_formatter and its man page's OPTIONS with man_options()
+// (doc.hpp); options in the empty group (a hidden --help-man) appear in neither.
 //
 // The structs keep the field names the apps have always used, so an app's options struct can
 // inherit them (`struct options : shared_flags, server_flags, ... {}`).
