@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # btestkit build driver for a fresh Debian 12 machine.
-#   ./build.sh demo   install what is missing, build, run a real btest on loopback
-#   ./build.sh test   install what is missing, build, run every test (ctest)
-#   ./build.sh build  build only
+#   ./build.sh demo   install what the app needs, build only btest, run a real btest on loopback
+#   ./build.sh test   install what is missing, build everything, run every test (ctest)
+#   ./build.sh build  build everything
 # Environment: BUILD_DIR (default build), CXX (default g++), JOBS (default: cores).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -10,14 +10,17 @@ cd "$(dirname "$0")"
 BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 
-# Debian packages the build, the tests and the benchmarks need.
-PACKAGES=(build-essential cmake ninja-build pkg-config ccache
-          libbotan-2-dev libboost1.81-dev librange-v3-dev catch2 libbenchmark-dev
-          clang libclang-rt-14-dev iproute2 procps)
+# Debian packages the btest app needs (the demo), and what the tests, fuzzers and benchmarks add
+# (systemd: systemd-analyze checks the unit files; groff-base: the man page check).
+APP_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
+              libbotan-2-dev libboost1.81-dev librange-v3-dev libcli11-dev libfmt-dev)
+PACKAGES=("${APP_PACKAGES[@]}" catch2 libbenchmark-dev
+          clang libclang-rt-14-dev iproute2 procps systemd groff-base)
 
 install_deps() {
-    local missing=()
-    for p in "${PACKAGES[@]}"; do
+    local missing=() wanted=("${PACKAGES[@]}")
+    [ "${1:-}" = app ] && wanted=("${APP_PACKAGES[@]}")
+    for p in "${wanted[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     [ ${#missing[@]} -eq 0 ] && return 0
@@ -28,12 +31,17 @@ install_deps() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# configure_and_build [app]: everything, or (app) only the btest binary: the tests, fuzzers,
+# benchmarks and examples are switched off for the demo and on again by the other commands.
 configure_and_build() {
-    local launcher=()
+    local launcher=() parts=ON target=()
     command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+    if [ "${1:-}" = app ]; then parts=OFF; target=(--target btest); fi
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
+        -DBTEST_BUILD_TESTS=$parts -DBTEST_BUILD_FUZZERS=$parts -DBTEST_BUILD_BENCHMARKS=$parts \
+        -DBTEST_BUILD_EXAMPLES=$parts \
         ${CXX:+-DCMAKE_CXX_COMPILER="$CXX"} "${launcher[@]}" ${CMAKE_ARGS:-} >/dev/null
-    cmake --build "$BUILD_DIR" -j "$JOBS"
+    cmake --build "$BUILD_DIR" -j "$JOBS" "${target[@]}"
 }
 
 # A real btest on loopback: a server, then a client running TCP in both directions for 5 s and a
@@ -62,8 +70,8 @@ run_demo() {
 
 case "${1:-demo}" in
     demo)
-        install_deps
-        configure_and_build
+        install_deps app
+        configure_and_build app
         run_demo
         ;;
     test)

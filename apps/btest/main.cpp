@@ -27,7 +27,7 @@
 #include "btest/auth/credentials.hpp"
 #include "btest/transport/asio/client.hpp"
 #include "btest/transport/asio/server.hpp"
-#include "btest/version.hpp"
+#include "btest_cli/build_info.hpp"
 
 #include "options.hpp"
 #include "output.hpp"
@@ -41,80 +41,6 @@ constexpr int exit_ok = 0;
 constexpr int exit_usage = 1;
 constexpr int exit_failure = 2;
 constexpr int exit_auth = 3;
-
-const char* const help_text = R"(usage: btest -c HOST [options]     run a test against a btest server (e.g. /tool bandwidth-server)
-       btest -s [options]          serve tests (e.g. for /tool bandwidth-test)
-
-mode
-  -c, --client HOST        connect to HOST (name, IPv4 or IPv6 address; [::1] works too)
-  -s, --server             listen for tests
-test (client)
-  -t, --transmit           this side sends (RouterOS direction=transmit)
-  -r, --receive            the server sends (direction=receive); -t -r = both directions.
-                           Default: receive
-  -u, --udp                UDP test (default: TCP)
-  -b, --bandwidth RATE     cap in bit/s for each direction (K/M/G suffixes: 100M, 1.5G).
-                           Default: unlimited. On the server: cap on what the server sends
-      --local-tx-speed RATE   cap on what this client sends, bit/s (overrides -b)
-      --remote-tx-speed RATE  cap asked of the server's sending, bit/s (overrides -b)
-  -d, --duration SECONDS   test length in seconds; 0 = until Ctrl-C. Default: 10
-      --connection-count N TCP connections (joined with a token) or UDP streams, 1..255.
-                           Default: 1 (RouterOS uses 20)
-      --tx-size BYTES      UDP: datagram size incl. IP and UDP headers, both ways (28..64000,
-                           default 1500). TCP: chunk size (default 32768)
-      --random-data        random payload instead of zeros (RouterOS random-data=yes)
-  -n, --nat                send one empty datagram per UDP stream first, to open NAT state
-  -a, --authuser USER      user name, if the server asks for authentication (MD5 or EC-SRP5,
-                           whichever it asks for)
-  -p, --authpass PASS      password (default: empty)
-  -4, -6                   use IPv4 / IPv6 only
-server
-  -P, --port PORT          TCP port (both modes). Default: 2000
-      --listen ADDR        IPv4 address to listen on, or "none". Default: 0.0.0.0
-      --listen6 [ADDR]     IPv6 address to listen on, or "none". Default: :: (skipped with a
-                           warning if the host has no IPv6). -4 / -6: one family only
-  -a USER -p PASS          the account tests must log in with
-      --auth none|md5|ecsrp5   authentication asked of clients. Default: ecsrp5 when -a is
-                           given (the recommended method; RouterOS >= 6.43), else none
-      --ecsrp5             same as --auth ecsrp5
-      --max-sessions N     tests at once; more are refused by closing the connection.
-                           Default: 100
-      --max-conn-per-ip N  live TCP connections from one source address (a multi-connection
-                           test counts each of its connections); more are closed before the
-                           greeting. Default: 20 (0 = unlimited)
-      --max-auth-failures N  failed logins from one source address within a minute before
-                           that address is refused for a minute. Default: 10 (0 = off)
-      --handshake-timeout SECONDS  time allowed for each handshake step (command, login,
-                           join); a silent or slow client is closed after it. Default: 10
-      --idle-timeout SECONDS  a running test whose peer sends nothing for this long (no
-                           data or, for UDP, no status) is ended. Default: 10
-      --max-pending N      multi-connection tests waiting for their extra connections, per io
-                           thread (at most 4 from one address). Default: 64
-      --udp-port-start PORT  first UDP port handed to UDP tests. Default: 2001
-      --udp-port-end PORT    last UDP port handed out. Default: 65279
-      --threads N          io threads; sessions are spread over them by client IP address.
-                           Default: the number of cores
-data plane (both modes)
-      --no-gso             send UDP datagrams one by one (no UDP segmentation offload)
-      --no-gro             receive UDP datagrams one by one (no UDP receive offload)
-      --timer-granularity MICROSECONDS   a paced sender wakes at most this often and sends
-                           what fell due meanwhile. Default: 500 (0: every deadline)
-output (both modes)
-  -i, --interval SECONDS   report interval, 0.02..5 s ("0.5", "500ms"). Default: 1
-  -q, --quiet              no per-interval lines (client) / no session lines (server)
-  -v, --verbose            more: connection and session details, server interval lines;
-                           -vv also hex-dumps control traffic to stderr
-      --json               JSON lines on stdout instead of text: one object per interval per
-                           direction, one summary per test, and error objects
-      --csv FILE           append interval and summary rows to FILE (header written once)
-      --syslog HOST:PORT   RFC 5424 messages over UDP (port 514 if omitted): test start,
-                           test end, authentication success/failure
-  -h, --help               this help
-  -V, --version            version
-
-exit status: 0 test ran to its end (duration or Ctrl-C), 1 usage error,
-             2 connection/handshake failure or test cut short, 3 authentication failure
-)";
 
 // ---- shared printing ---------------------------------------------------------------------
 
@@ -153,22 +79,19 @@ struct printer {
     /// not read "[  2.01]" between "[  1]" and "[  3]". Only a final fragment that ends off the
     /// grid (a test stopped mid-interval) shows its own end, with two more decimals.
     std::string time_label(const btest::interval_report& r) const {
-        char buf[40];
         const double e = seconds(r.end);
         const double step = std::chrono::duration<double>(opt.interval).count();
         const int d = label_decimals();
         const double k = std::round(e / step);
         const bool on_grid = !r.final || std::abs(e - k * step) < step / 10;
-        if (on_grid) std::snprintf(buf, sizeof buf, "[%*.*f]", d ? 4 + d : 3, d, k * step);
-        else std::snprintf(buf, sizeof buf, "[%*.*f]", 6 + d, d + 2, e);
-        return buf;
+        if (on_grid) return fmt::format("[{:{}.{}f}]", k * step, d ? 4 + d : 3, d);
+        return fmt::format("[{:{}.{}f}]", e, 6 + d, d + 2);
     }
 
     static std::string cpu_text(const std::optional<std::uint8_t>& local, const std::optional<std::uint8_t>& remote) {
         return (local ? std::to_string(*local) + "%" : std::string("-")) + "/" +
                (remote ? std::to_string(*remote) + "%" : std::string("-"));
     }
-    static std::string opt_text(const std::optional<std::uint8_t>& v) { return v ? std::to_string(*v) : ""; }
 
     /// One interval, text/JSON/CSV. `prefix`: the server's session tag. Loss is a UDP receive
     /// figure: TCP lines and transmit lines carry none (JSON null, CSV empty).
@@ -197,22 +120,19 @@ struct printer {
                 out(j.done());
             } else if (text && r.end - r.start >= opt.interval / 10) {
                 // (a final fragment shorter than a tenth of the interval is left to JSON/CSV)
-                char buf[160];
-                std::snprintf(buf, sizeof buf, "%s%s %s %7.2f Mbit/s %5.1f MB  cpu %s", prefix.c_str(),
-                              time_label(r).c_str(), rx ? "RX" : "TX", mbit(d.bits_per_second), mbytes(d.bytes),
-                              cpu_text(r.local_cpu, r.remote_cpu).c_str());
-                std::string line = buf;
+                std::string line = fmt::format("{}{} {} {:7.2f} Mbit/s {:5.1f} MB  cpu {}", prefix, time_label(r),
+                                               rx ? "RX" : "TX", mbit(d.bits_per_second), mbytes(d.bytes),
+                                               cpu_text(r.local_cpu, r.remote_cpu));
                 if (loss) line += "  lost " + std::to_string(d.lost_packets);
-                else if (d.peer_bits_per_second) line += fmt("  peer %.2f Mbit/s", mbit(*d.peer_bits_per_second));
+                else if (d.peer_bits_per_second) line += fmt::format("  peer {:.2f} Mbit/s", mbit(*d.peer_bits_per_second));
                 out(line);
             }
             if (csv && csv->is_open()) {
-                csv->line(utc_timestamp() + "," + role + "," + (session ? std::to_string(session) : "") + "," +
-                          csv_file::field(peer) + ",interval," + dir + "," + fmt("%.3f", seconds(r.end)) + "," +
-                          std::to_string(d.bits_per_second) + "," + std::to_string(d.bytes) + "," +
-                          std::to_string(d.packets) + "," + (loss ? std::to_string(d.lost_packets) : "") + "," +
-                          fmt("%.3f", d.jitter_ms) + "," + opt_text(r.local_cpu) + "," +
-                          (r.remote_cpu ? std::to_string(*r.remote_cpu) : "") + ",,,,,");
+                csv->write({.role = role, .session = session, .peer = peer, .type = "interval", .direction = dir,
+                            .time_s = seconds(r.end), .bits_per_second = d.bits_per_second, .bytes = d.bytes,
+                            .packets = d.packets,
+                            .lost_packets = loss ? std::optional<std::uint64_t>(d.lost_packets) : std::nullopt,
+                            .jitter_ms = d.jitter_ms, .local_cpu = r.local_cpu, .remote_cpu = r.remote_cpu, .test = {}});
             }
         };
         one("tx", r.tx, false);
@@ -230,22 +150,19 @@ struct printer {
     template <class Session>
     static std::vector<std::string> per_connection(const Session& s, btest::protocol proto, const std::string& prefix) {
         std::vector<std::string> lines;
-        char buf[200];
         if (proto == btest::protocol::tcp) {
             for (std::uint32_t i = 0; i < s.connection_count(); ++i) {
                 const auto& c = s.conn_stats(i);
-                std::snprintf(buf, sizeof buf, "%s  conn %-3u TX %.1f MB  RX %.1f MB  status %u sent / %u received",
-                              prefix.c_str(), i, mbytes(c.tx_bytes), mbytes(c.rx_bytes), c.status_sent, c.status_received);
-                lines.emplace_back(buf);
+                lines.push_back(fmt::format("{}  conn {:<3} TX {:.1f} MB  RX {:.1f} MB  status {} sent / {} received",
+                                            prefix, i, mbytes(c.tx_bytes), mbytes(c.rx_bytes), c.status_sent, c.status_received));
             }
         } else {
             const auto& rx = s.udp_receive_stats();
             for (std::size_t i = 0; i < rx.sources(); ++i) {
                 const auto v = rx.source(i);
-                std::snprintf(buf, sizeof buf, "%s  stream %-3zu RX %.1f MB  %llu packets  lost %llu  jitter %.3f ms  (socket %u, from port %u)",
-                              prefix.c_str(), i, mbytes(v.bytes), static_cast<unsigned long long>(v.packets),
-                              static_cast<unsigned long long>(v.lost), v.jitter_ns / 1e6, unsigned{v.socket}, unsigned{v.port});
-                lines.emplace_back(buf);
+                lines.push_back(fmt::format("{}  stream {:<3} RX {:.1f} MB  {} packets  lost {}  jitter {:.3f} ms  (socket {}, from port {})",
+                                            prefix, i, mbytes(v.bytes), v.packets, v.lost, v.jitter_ns / 1e6, unsigned{v.socket},
+                                            unsigned{v.port}));
             }
         }
         return lines;
@@ -293,16 +210,14 @@ struct printer {
             out(j.done());
         } else if (text) {
             std::string head = prefix + "--- summary: " + name(t.proto) + " " + name(t.dir) + ", " +
-                               count_text(t.proto, s.connections) + ", " + fmt("%.2f s", seconds(s.elapsed)) + ", ended: " + reason;
+                               count_text(t.proto, s.connections) + ", " + fmt::format("{:.2f} s", seconds(s.elapsed)) + ", ended: " + reason;
             if (!error.empty()) head += " (" + error + ")";
             std::string block = head;  // one write, so another process's lines cannot split it
             auto dir_line = [&](const char* tag, const btest::direction_summary& d, bool rx) {
                 if (!d.active) return;
-                char buf[200];
-                std::snprintf(buf, sizeof buf, "%s%s  %.1f MB  avg %.2f Mbit/s  10-s avg %.2f Mbit/s", prefix.c_str(), tag,
-                              mbytes(d.bytes), mbit(d.average_bps), mbit(d.average10_bps));
-                std::string line = buf;
-                if (rx && udp) line += "  lost " + std::to_string(d.lost_packets) + fmt("  jitter %.3f ms", d.jitter_ms);
+                std::string line = fmt::format("{}{}  {:.1f} MB  avg {:.2f} Mbit/s  10-s avg {:.2f} Mbit/s", prefix, tag,
+                                               mbytes(d.bytes), mbit(d.average_bps), mbit(d.average10_bps));
+                if (rx && udp) line += "  lost " + std::to_string(d.lost_packets) + fmt::format("  jitter {:.3f} ms", d.jitter_ms);
                 block += "\n" + line;
             };
             dir_line("TX", s.tx, false);
@@ -313,14 +228,14 @@ struct printer {
         if (csv && csv->is_open()) {
             auto row = [&](const char* dir, const btest::direction_summary& d, bool rx) {
                 if (!d.active) return;
-                csv->line(utc_timestamp() + "," + role + "," + (session ? std::to_string(session) : "") + "," +
-                          csv_file::field(peer) + ",summary," + dir + "," + fmt("%.3f", seconds(s.elapsed)) + "," +
-                          std::to_string(d.average_bps) + "," + std::to_string(d.bytes) + "," +
-                          std::to_string(d.packets) + "," + (rx && udp ? std::to_string(d.lost_packets) : "") + "," +
-                          fmt("%.3f", rx ? d.jitter_ms : 0.0) + "," + opt_text(s.local_cpu) + "," +
-                          (s.remote_cpu ? std::to_string(*s.remote_cpu) : "") + "," + name(t.proto) + "," +
-                          name(t.dir) + "," + std::to_string(s.connections) + "," + fmt("%.3f", seconds(s.elapsed)) +
-                          "," + reason);
+                csv->write({.role = role, .session = session, .peer = peer, .type = "summary", .direction = dir,
+                            .time_s = seconds(s.elapsed), .bits_per_second = d.average_bps, .bytes = d.bytes,
+                            .packets = d.packets,
+                            .lost_packets = rx && udp ? std::optional<std::uint64_t>(d.lost_packets) : std::nullopt,
+                            .jitter_ms = rx ? d.jitter_ms : 0.0, .local_cpu = s.local_cpu, .remote_cpu = s.remote_cpu,
+                            .test = csv_row::test_columns{.protocol = name(t.proto), .test_direction = name(t.dir),
+                                                          .connections = s.connections,
+                                                          .duration_s = seconds(s.elapsed), .ended_by = reason}});
             };
             row("tx", s.tx, false);
             row("rx", s.rx, true);
@@ -329,7 +244,7 @@ struct printer {
             syslog->send(6, "test-end",
                          std::string("test ended: role=") + role + " peer=" + peer + " protocol=" + name(t.proto) +
                              " direction=" + name(t.dir) + " connections=" + std::to_string(s.connections) +
-                             " user=" + (t.user.empty() ? "-" : t.user) + " duration_s=" + fmt("%.3f", seconds(s.elapsed)) +
+                             " user=" + (t.user.empty() ? "-" : t.user) + " duration_s=" + fmt::format("{:.3f}", seconds(s.elapsed)) +
                              " tx_bytes=" + std::to_string(s.tx.bytes) + " rx_bytes=" + std::to_string(s.rx.bytes) +
                              (udp ? " lost_packets=" + std::to_string(s.rx.lost_packets) : "") + " ended_by=" + reason +
                              (error.empty() ? "" : " error=\"" + error + "\""));
@@ -591,10 +506,10 @@ public:
                 if (!opt_.json && !opt_.quiet) {
                     std::string line = tag + "test ended: " + btest::to_string(c->reason);
                     if (c->error) line += " (" + c->error.message() + ")";
-                    line += fmt(", %.2f s", seconds(sum.elapsed));
-                    if (sum.tx.active) line += ", TX " + fmt("%.1f MB ", mbytes(sum.tx.bytes)) + fmt("%.2f Mbit/s", mbit(sum.tx.average_bps));
+                    line += fmt::format(", {:.2f} s", seconds(sum.elapsed));
+                    if (sum.tx.active) line += fmt::format(", TX {:.1f} MB {:.2f} Mbit/s", mbytes(sum.tx.bytes), mbit(sum.tx.average_bps));
                     if (sum.rx.active) {
-                        line += ", RX " + fmt("%.1f MB ", mbytes(sum.rx.bytes)) + fmt("%.2f Mbit/s", mbit(sum.rx.average_bps));
+                        line += fmt::format(", RX {:.1f} MB {:.2f} Mbit/s", mbytes(sum.rx.bytes), mbit(sum.rx.average_bps));
                         if (it->second.proto == btest::protocol::udp) line += ", lost " + std::to_string(sum.rx.lost_packets);
                     }
                     p_.out(line);
@@ -618,11 +533,7 @@ public:
     }
 
 private:
-    static std::string tag_of(std::uint64_t id) {
-        char buf[24];
-        std::snprintf(buf, sizeof buf, "[#%3llu] ", static_cast<unsigned long long>(id));
-        return buf;
-    }
+    static std::string tag_of(std::uint64_t id) { return fmt::format("[#{:3}] ", id); }
     const options& opt_;
     printer& p_;
     std::map<std::uint64_t, printer::test_info> tests_;
@@ -695,21 +606,30 @@ int run_server(const options& opt) {
 
 int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
-    options opt;
+    command_line cl;
+    auto usage = [](const std::string& what) {
+        std::fprintf(stderr, "btest: %s\nTry 'btest --help'.\n", what.c_str());
+        return exit_usage;
+    };
     try {
-        opt = parse(argc, argv);
+        const options& opt = cl.parse(argc, argv);
         if (opt.help) {
-            std::fputs(help_text, stdout);
+            std::fputs(cl.help().c_str(), stdout);
+            return exit_ok;
+        }
+        if (opt.help_man) {
+            std::fputs(cl.man_options().c_str(), stdout);
             return exit_ok;
         }
         if (opt.version) {
-            std::printf("btest %s (btestkit)\n", btest::version_string);
+            std::fputs(version_text("btest").c_str(), stdout);
             return exit_ok;
         }
         return opt.mode == run_mode::server ? run_server(opt) : run_client(opt);
     } catch (const usage_error& e) {
-        std::fprintf(stderr, "btest: %s\nTry 'btest --help'.\n", e.what());
-        return exit_usage;
+        return usage(e.what());
+    } catch (const CLI::ParseError& e) {
+        return usage(command_line::usage_message(e));
     } catch (const std::exception& e) {
         std::fprintf(stderr, "btest: %s\n", e.what());
         return exit_failure;

@@ -1,268 +1,176 @@
 // Command line of the btest CLI: flags compatible with the common btest tools, plus RouterOS's
-// own vocabulary. Parsing only; no I/O besides the exception a bad flag raises.
+// own vocabulary. Each flag is declared once (CLI11): its declaration gives parsing, --help, the
+// man page's OPTIONS and its mode (the group it is declared in). Parsing only; no I/O.
 #pragma once
 
-#include <cctype>
 #include <chrono>
 #include <cstdint>
 #include <optional>
-#include <stdexcept>
 #include <string>
-#include <string_view>
-#include <vector>
 
-#include "btest/session/config.hpp"
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "btest_cli/doc.hpp"
+#include "btest_cli/flags.hpp"
+#include "btest_cli/values.hpp"
 
 namespace btest_cli {
 
-struct usage_error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
 enum class run_mode { none, server, client };
 
-struct options {
+struct options : shared_flags, server_flags, data_plane_flags, output_flags {
     run_mode mode = run_mode::none;
     std::string host;
     bool transmit = false;
     bool receive = false;
     bool udp = false;
-    std::optional<std::uint64_t> bandwidth;          ///< -b: both caps, bit/s
     std::optional<std::uint64_t> local_tx_speed;
     std::optional<std::uint64_t> remote_tx_speed;
-    std::uint16_t port = 2000;
-    std::optional<std::string> listen4;              ///< address or "none"
-    std::optional<std::string> listen6;              ///< address or "none"
-    bool listen6_given = false;
-    std::optional<std::string> user;
-    std::optional<std::string> password;
     bool nat = false;
     double duration_s = 10;
-    std::string csv_path;
-    bool quiet = false;
-    std::string syslog;
-    int verbose = 0;
     std::uint32_t connection_count = 1;
     std::optional<std::uint16_t> tx_size;
     bool random_data = false;
-    std::chrono::milliseconds interval{1000};
-    bool only_v4 = false;
-    bool only_v6 = false;
-    bool json = false;
-    std::optional<btest::auth_method> auth;
-    std::size_t max_sessions = 100;
-    std::size_t max_conn_per_ip = 20;                 ///< live connections per source IP; 0 = unlimited
-    std::uint32_t max_auth_failures = 10;             ///< per source IP per minute, then refused for a minute; 0 = off
-    std::optional<std::chrono::milliseconds> handshake_timeout;  ///< T_hs (default: the kit's, 10 s)
-    std::optional<std::chrono::milliseconds> idle_timeout;       ///< T_idle (default: the kit's, 10 s)
-    std::optional<std::size_t> max_pending;           ///< pending multi-connection tests (default: the kit's)
-    std::uint16_t udp_port_start = 2001;
-    std::optional<std::uint16_t> udp_port_end;
-    std::optional<std::size_t> threads;               ///< server io threads (default: cores)
-    std::optional<std::uint32_t> timer_granularity_us;  ///< pacing wake-up granularity
-    bool no_gso = false;
-    bool no_gro = false;
     bool help = false;
+    bool help_man = false;  ///< hidden: print the man page's OPTIONS section (roff)
     bool version = false;
 };
 
-/// "100M", "1.5G", "500k", "64000": bits per second with decimal K/M/G/T suffixes; an optional
-/// trailing "bps"/"bit"/"b"/"/s" is accepted.
-inline std::uint64_t parse_rate(std::string_view s, const char* flag) {
-    std::string t(s);
-    auto strip = [&](std::string_view suffix) {
-        if (t.size() > suffix.size()) {
-            std::string tail = t.substr(t.size() - suffix.size());
-            for (auto& c : tail) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            if (tail == suffix) {
-                t.resize(t.size() - suffix.size());
-                return true;
-            }
-        }
-        return false;
-    };
-    strip("/s");
-    if (!strip("bps") && !strip("bit")) strip("b");
-    double mult = 1;
-    if (!t.empty()) {
-        switch (std::tolower(static_cast<unsigned char>(t.back()))) {
-        case 'k': mult = 1e3; break;
-        case 'm': mult = 1e6; break;
-        case 'g': mult = 1e9; break;
-        case 't': mult = 1e12; break;
-        default: break;
-        }
-        if (mult != 1) t.pop_back();
-    }
-    std::size_t used = 0;
-    double v = 0;
-    try {
-        v = std::stod(t, &used);
-    } catch (...) {
-        used = 0;
-    }
-    if (t.empty() || used != t.size() || !(v >= 0) || v * mult > 1.8e19)
-        throw usage_error(std::string("invalid rate for ") + flag + ": '" + std::string(s) + "' (e.g. 100M, 1.5G, 500k)");
-    return static_cast<std::uint64_t>(v * mult + 0.5);
-}
+// The groups are the mode rules: options of group_client are refused with -s, those of
+// group_server with -c; the others work in both modes.
+inline constexpr const char* group_mode = "mode";
+inline constexpr const char* group_client = "test (client)";
+inline constexpr const char* group_both = "client and server";
+inline constexpr const char* group_server = "server";
+inline constexpr const char* group_data_plane = "data plane (both modes)";
+inline constexpr const char* group_output = "output (both modes)";
 
-inline double parse_number(std::string_view s, const char* flag) {
-    std::size_t used = 0;
-    double v = 0;
-    try {
-        v = std::stod(std::string(s), &used);
-    } catch (...) {
-        used = 0;
+inline constexpr const char* usage_text =
+    "usage: btest -c HOST [options]     run a test against a btest server (e.g. /tool bandwidth-server)\n"
+    "       btest -s [options]          serve tests (e.g. for /tool bandwidth-test)\n";
+
+inline constexpr const char* exit_status_text =
+    "exit status: 0 test ran to its end (duration or Ctrl-C), 1 usage error,\n"
+    "             2 connection/handshake failure or test cut short, 3 authentication failure\n";
+
+/// The whole btest command line, bound to `o`.
+class command_line {
+public:
+    command_line() : app_(usage_text, "btest") {
+        app_.formatter(std::make_shared<help_formatter>());
+        app_.footer(exit_status_text);
+        app_.set_help_flag();  // -h is an ordinary flag below, so that it is listed in its group
+        app_.allow_extras();   // unknown options are reported in btest's words (parse())
+        app_.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+        options& o = opt_;
+
+        app_.option_defaults()->group(group_mode);
+        client_ = app_.add_option("-c,--client", o.host,
+                                  "connect to HOST (name, IPv4 or IPv6 address; [::1] works too)")
+                      ->type_name("HOST");
+        server_ = app_.add_flag("-s,--server")->description("listen for tests");
+
+        app_.option_defaults()->group(group_client);
+        app_.add_flag("-t,--transmit", o.transmit, "this side sends (RouterOS direction=transmit)");
+        app_.add_flag("-r,--receive", o.receive,
+                      "the server sends (direction=receive); -t -r = both directions. Default: receive");
+        app_.add_flag("-u,--udp", o.udp, "UDP test (default: TCP)");
+        app_.add_option_function<std::string>(
+                "--local-tx-speed", [&o](const std::string& s) { o.local_tx_speed = parse_rate(s, "--local-tx-speed"); },
+                "cap on what this client sends, bit/s (overrides -b)")
+            ->type_name("RATE");
+        app_.add_option_function<std::string>(
+                "--remote-tx-speed",
+                [&o](const std::string& s) { o.remote_tx_speed = parse_rate(s, "--remote-tx-speed"); },
+                "cap asked of the server's sending, bit/s (overrides -b)")
+            ->type_name("RATE");
+        app_.add_option_function<std::string>(
+                "-d,--duration",
+                [&o](const std::string& s) {
+                    o.duration_s = parse_number(s, "--duration");
+                    if (o.duration_s < 0) throw usage_error("--duration must be ≥ 0 (0 = until Ctrl-C)");
+                },
+                fmt::format("test length in seconds; 0 = until Ctrl-C. Default: {:g}", o.duration_s))
+            ->type_name("SECONDS");
+        app_.add_option("--connection-count", o.connection_count,
+                        fmt::format("TCP connections (joined with a token) or UDP streams. Default: {} (RouterOS "
+                                    "uses 20)",
+                                    o.connection_count))
+            ->type_name("N")
+            ->check(integer_in(1, 255));
+        app_.add_option("--tx-size", o.tx_size,
+                        "UDP: datagram size incl. IP and UDP headers, both ways (default 1500). TCP: chunk size "
+                        "(default 32768)")
+            ->type_name("BYTES")
+            ->check(integer_in(28, 64000));
+        app_.add_flag("--random-data", o.random_data, "random payload instead of zeros (RouterOS random-data=yes)");
+        app_.add_flag("-n,--nat", o.nat, "send one empty datagram per UDP stream first, to open NAT state");
+
+        add_shared_flags(app_, o, audience::client_and_server, group_both);
+        add_server_flags(app_, o, group_server);
+        add_data_plane_flags(app_, o, group_data_plane);
+        add_output_flags(app_, o, audience::client_and_server, group_output);
+        app_.add_flag("-h,--help", o.help, "this help");
+        app_.add_flag("-V,--version", o.version, "version, revision, build and data-plane features");
+        app_.add_flag("--help-man", o.help_man, "the man page's OPTIONS section (roff)")->group("");
     }
-    if (s.empty() || used != s.size()) throw usage_error(std::string("invalid number for ") + flag + ": '" + std::string(s) + "'");
-    return v;
-}
+    command_line(const command_line&) = delete;
+    command_line& operator=(const command_line&) = delete;
 
-inline std::uint64_t parse_uint(std::string_view s, const char* flag, std::uint64_t lo, std::uint64_t hi) {
-    const double v = parse_number(s, flag);
-    if (v < double(lo) || v > double(hi) || v != double(static_cast<std::uint64_t>(v)))
-        throw usage_error(std::string(flag) + " must be an integer in " + std::to_string(lo) + ".." + std::to_string(hi));
-    return static_cast<std::uint64_t>(v);
-}
-
-/// "0.5", "500ms", "2s" → milliseconds.
-inline std::chrono::milliseconds parse_interval(std::string_view s, const char* flag) {
-    std::string t(s);
-    double scale = 1000;
-    if (t.size() > 2 && t.substr(t.size() - 2) == "ms") {
-        scale = 1;
-        t.resize(t.size() - 2);
-    } else if (t.size() > 1 && t.back() == 's') {
-        t.pop_back();
-    }
-    const double v = parse_number(t, flag) * scale;
-    return std::chrono::milliseconds(static_cast<long long>(v + 0.5));
-}
-
-/// "2", "0.5": seconds, > 0 and at most a day → milliseconds.
-inline std::chrono::milliseconds parse_seconds(std::string_view s, const char* flag) {
-    const double v = parse_number(s, flag);
-    if (!(v >= 0.001) || v > 86400) throw usage_error(std::string(flag) + " must be between 0.001 and 86400 seconds");
-    return std::chrono::milliseconds(static_cast<long long>(v * 1000 + 0.5));
-}
-
-inline btest::auth_method parse_auth(std::string_view s) {
-    if (s == "none") return btest::auth_method::none;
-    if (s == "md5") return btest::auth_method::md5;
-    if (s == "ecsrp5" || s == "ec-srp5") return btest::auth_method::ec_srp5;
-    throw usage_error("--auth must be none, md5 or ecsrp5, not '" + std::string(s) + "'");
-}
-
-inline options parse(int argc, const char* const* argv) {
-    options o;
-    std::vector<std::string> args(argv + 1, argv + argc);
-    bool client_flags = false;  // a flag that only a client uses was given
-    bool server_flags = false;
-    for (std::size_t i = 0; i < args.size(); ++i) {
-        std::string a = args[i];
-        std::optional<std::string> inline_value;
-        if (a.rfind("--", 0) == 0) {
-            if (auto eq = a.find('='); eq != std::string::npos) {
-                inline_value = a.substr(eq + 1);
-                a = a.substr(0, eq);
-            }
-        } else if (a.size() > 2 && a[0] == '-' && a[1] != '-') {
-            // -tru → -t -r -u; -b100M → -b 100M
-            static const std::string with_value = "cbPapdi";
-            if (with_value.find(a[1]) != std::string::npos) {
-                inline_value = a.substr(2);
-                a = a.substr(0, 2);
-            } else {
-                for (std::size_t k = a.size() - 1; k >= 2; --k)
-                    args.insert(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, std::string("-") + a[k]);
-                a = a.substr(0, 2);
-            }
+    /// Parses and checks argv; throws usage_error (or a CLI::ParseError, see usage_message()).
+    const options& parse(int argc, const char* const* argv) {
+        app_.parse(argc, argv);
+        if (const auto extra = app_.remaining(); !extra.empty())
+            throw usage_error(extra.front().rfind('-', 0) == 0 ? "unknown option '" + extra.front() + "'"
+                                                               : "unexpected argument '" + extra.front() + "'");
+        options& o = opt_;
+        if (o.help || o.version || o.help_man) return o;
+        if (server_->count() && client_->count()) throw usage_error("-s and -c exclude each other");
+        o.mode = server_->count() ? run_mode::server : client_->count() ? run_mode::client : run_mode::none;
+        if (o.mode == run_mode::none) throw usage_error("choose a mode: -s (server) or -c HOST (client)");
+        // A flag of the other mode's group is a mistake worth naming.
+        const char* other = o.mode == run_mode::server ? group_client : group_server;
+        for (const CLI::Option* opt : app_.get_options())
+            if (opt->count() && opt->get_group() == other)
+                throw usage_error(fmt::format("{} is a {} option", display_name(*opt),
+                                              o.mode == run_mode::server ? "client (-c)" : "server (-s)"));
+        if (o.only_v4 && o.only_v6) throw usage_error("-4 and -6 exclude each other");
+        read_password_from_env(o);
+        if (o.mode == run_mode::client) {
+            if (o.host.empty()) throw usage_error("-c needs a host");
+            if (o.password && !o.user) throw usage_error("-p needs -a USER");
+        } else {
+            check_server_flags(o, o);
         }
-        auto value = [&]() -> std::string {
-            if (inline_value) return *inline_value;
-            if (i + 1 >= args.size()) throw usage_error("option " + a + " needs a value");
-            return args[++i];
-        };
-        auto no_value = [&] {
-            if (inline_value) throw usage_error("option " + a + " takes no value");
-        };
-        if (a == "-h" || a == "--help") { o.help = true; }
-        else if (a == "-V" || a == "--version") { o.version = true; }
-        else if (a == "-s" || a == "--server") { no_value(); if (o.mode == run_mode::client) throw usage_error("-s and -c exclude each other"); o.mode = run_mode::server; }
-        else if (a == "-c" || a == "--client") { if (o.mode == run_mode::server) throw usage_error("-s and -c exclude each other"); o.mode = run_mode::client; o.host = value(); }
-        else if (a == "-t" || a == "--transmit") { no_value(); o.transmit = true; client_flags = true; }
-        else if (a == "-r" || a == "--receive") { no_value(); o.receive = true; client_flags = true; }
-        else if (a == "-u" || a == "--udp") { no_value(); o.udp = true; client_flags = true; }
-        else if (a == "-b" || a == "--bandwidth") { o.bandwidth = parse_rate(value(), "-b"); }
-        else if (a == "--local-tx-speed") { o.local_tx_speed = parse_rate(value(), "--local-tx-speed"); client_flags = true; }
-        else if (a == "--remote-tx-speed") { o.remote_tx_speed = parse_rate(value(), "--remote-tx-speed"); client_flags = true; }
-        else if (a == "-P" || a == "--port") { o.port = static_cast<std::uint16_t>(parse_uint(value(), "--port", 1, 65535)); }
-        else if (a == "--listen") { o.listen4 = value(); server_flags = true; }
-        else if (a == "--listen6") {
-            o.listen6_given = true;
-            server_flags = true;
-            if (inline_value) o.listen6 = *inline_value;
-            else if (i + 1 < args.size() && (args[i + 1] == "none" || args[i + 1].find(':') != std::string::npos)) o.listen6 = args[++i];
-        }
-        else if (a == "-a" || a == "--authuser") { o.user = value(); }
-        else if (a == "-p" || a == "--authpass") { o.password = value(); }
-        else if (a == "-n" || a == "--nat") { no_value(); o.nat = true; client_flags = true; }
-        else if (a == "-d" || a == "--duration") {
-            o.duration_s = parse_number(value(), "--duration");
-            if (o.duration_s < 0) throw usage_error("--duration must be ≥ 0 (0 = until Ctrl-C)");
-            client_flags = true;
-        }
-        else if (a == "--csv") { o.csv_path = value(); }
-        else if (a == "-q" || a == "--quiet") { no_value(); o.quiet = true; }
-        else if (a == "--syslog") { o.syslog = value(); }
-        else if (a == "-v" || a == "--verbose") { no_value(); ++o.verbose; }
-        else if (a == "-vv") { o.verbose += 2; }
-        else if (a == "--connection-count") { o.connection_count = static_cast<std::uint32_t>(parse_uint(value(), "--connection-count", 1, 255)); client_flags = true; }
-        else if (a == "--tx-size") { o.tx_size = static_cast<std::uint16_t>(parse_uint(value(), "--tx-size", 28, 64000)); client_flags = true; }
-        else if (a == "--random-data") { no_value(); o.random_data = true; client_flags = true; }
-        else if (a == "-i" || a == "--interval") {
-            o.interval = parse_interval(value(), "--interval");
-            if (o.interval < std::chrono::milliseconds(20) || o.interval > std::chrono::milliseconds(5000))
-                throw usage_error("--interval must be between 0.02 and 5 seconds");
-        }
-        else if (a == "-4") { no_value(); o.only_v4 = true; }
-        else if (a == "-6") { no_value(); o.only_v6 = true; }
-        else if (a == "--json") { no_value(); o.json = true; }
-        else if (a == "--auth") { o.auth = parse_auth(value()); server_flags = true; }
-        else if (a == "--ecsrp5") { no_value(); o.auth = btest::auth_method::ec_srp5; server_flags = true; }
-        else if (a == "--max-sessions") { o.max_sessions = static_cast<std::size_t>(parse_uint(value(), "--max-sessions", 1, 100000)); server_flags = true; }
-        else if (a == "--max-conn-per-ip") { o.max_conn_per_ip = static_cast<std::size_t>(parse_uint(value(), "--max-conn-per-ip", 0, 1000000)); server_flags = true; }
-        else if (a == "--max-auth-failures") { o.max_auth_failures = static_cast<std::uint32_t>(parse_uint(value(), "--max-auth-failures", 0, 1000000)); server_flags = true; }
-        else if (a == "--handshake-timeout") { o.handshake_timeout = parse_seconds(value(), "--handshake-timeout"); server_flags = true; }
-        else if (a == "--idle-timeout") { o.idle_timeout = parse_seconds(value(), "--idle-timeout"); server_flags = true; }
-        else if (a == "--max-pending") { o.max_pending = static_cast<std::size_t>(parse_uint(value(), "--max-pending", 1, 100000)); server_flags = true; }
-        else if (a == "--udp-port-start") { o.udp_port_start = static_cast<std::uint16_t>(parse_uint(value(), "--udp-port-start", 1, 65535 - 256)); server_flags = true; }
-        else if (a == "--threads") { o.threads = static_cast<std::size_t>(parse_uint(value(), "--threads", 1, 256)); server_flags = true; }
-        else if (a == "--timer-granularity") { o.timer_granularity_us = static_cast<std::uint32_t>(parse_uint(value(), "--timer-granularity", 0, 100000)); }
-        else if (a == "--no-gso") { no_value(); o.no_gso = true; }
-        else if (a == "--no-gro") { no_value(); o.no_gro = true; }
-        else if (a == "--udp-port-end") { o.udp_port_end = static_cast<std::uint16_t>(parse_uint(value(), "--udp-port-end", 1, 65535 - 256)); server_flags = true; }
-        else throw usage_error("unknown option '" + a + "'");
+        return o;
     }
-    if (o.help || o.version) return o;
-    if (o.mode == run_mode::none) throw usage_error("choose a mode: -s (server) or -c HOST (client)");
-    if (o.only_v4 && o.only_v6) throw usage_error("-4 and -6 exclude each other");
-    if (o.mode == run_mode::server && client_flags)
-        throw usage_error("-t/-r/-u/-d/-n, --connection-count, --tx-size, --random-data and the speed options are client options");
-    if (o.mode == run_mode::client && server_flags)
-        throw usage_error("--listen, --listen6, --auth, --ecsrp5, --max-sessions, --max-conn-per-ip, --max-auth-failures, "
-                          "--handshake-timeout, --idle-timeout, --max-pending, --threads and --udp-port-* are server options");
-    if (o.mode == run_mode::client) {
-        if (o.host.empty()) throw usage_error("-c needs a host");
-        if (o.password && !o.user) throw usage_error("-p needs -a USER");
+
+    std::string help() const { return app_.help(); }
+    std::string man_options() const { return btest_cli::man_options(app_); }
+
+    /// btest's wording for a CLI11 parse error (a value missing, a value out of range, ...).
+    static std::string usage_message(const CLI::ParseError& e) {
+        const std::string what = e.what();
+        if (dynamic_cast<const CLI::ArgumentMismatch*>(&e)) {
+            // "--client: 1 required HOST missing"
+            return "option " + what.substr(0, what.find(':')) + " needs a value";
+        }
+        return what;
     }
-    if (o.mode == run_mode::server) {
-        const auto auth = o.auth.value_or(o.user ? btest::auth_method::ec_srp5 : btest::auth_method::none);
-        if (auth != btest::auth_method::none && !o.user) throw usage_error("--auth md5/ecsrp5 needs -a USER and -p PASSWORD");
-        if (o.password && !o.user) throw usage_error("-p needs -a USER");
-        if (o.udp_port_end && *o.udp_port_end < o.udp_port_start) throw usage_error("--udp-port-end is below --udp-port-start");
+
+private:
+    static std::string display_name(const CLI::Option& o) {
+        std::string n;
+        for (const auto& s : o.get_snames()) n += (n.empty() ? "-" : "/-") + s;
+        for (const auto& l : o.get_lnames()) n += (n.empty() ? "--" : "/--") + l;
+        return n;
     }
-    return o;
-}
+
+    options opt_;
+    CLI::App app_;
+    CLI::Option* client_ = nullptr;
+    CLI::Option* server_ = nullptr;
+};
 
 } // namespace btest_cli

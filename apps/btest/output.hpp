@@ -18,6 +18,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/udp.hpp>
 
+#include <fmt/format.h>
+
 #include "btest/core/error.hpp"
 #include "btest/session/event.hpp"
 #include "btest/wire/command.hpp"
@@ -73,16 +75,8 @@ inline std::string utc_timestamp() {
     const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
     std::tm tm{};
     gmtime_r(&t, &tm);
-    char buf[96];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                  tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
-    return buf;
-}
-
-inline std::string fmt(const char* f, double v) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, f, v);
-    return buf;
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                       tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
 }
 
 // ---- JSON ----------------------------------------------------------------------------------
@@ -100,9 +94,9 @@ public:
         s_ += std::to_string(v);
         return *this;
     }
-    json_line& num(std::string_view k, double v, const char* f = "%.3f") {
+    json_line& num(std::string_view k, double v) {
         key(k);
-        s_ += fmt(f, v);
+        s_ += fmt::format("{:.3f}", v);
         return *this;
     }
     template <class T>
@@ -142,9 +136,7 @@ private:
             case '\t': s_ += "\\t"; break;
             default:
                 if (c < 0x20) {
-                    char buf[8];
-                    std::snprintf(buf, sizeof buf, "\\u%04x", c);
-                    s_ += buf;
+                    s_ += fmt::format("\\u{:04x}", c);
                 } else {
                     s_ += static_cast<char>(c);
                 }
@@ -156,6 +148,32 @@ private:
 };
 
 // ---- CSV -----------------------------------------------------------------------------------
+
+/// One CSV row: the columns of csv_file::header, in that order.
+struct csv_row {
+    /// The last five columns, filled on summary rows only.
+    struct test_columns {
+        std::string_view protocol;
+        std::string_view test_direction;
+        std::uint32_t connections = 0;
+        double duration_s = 0;
+        std::string_view ended_by;
+    };
+    std::string_view role;
+    std::uint64_t session = 0;  ///< 0: no session column (client)
+    std::string_view peer;
+    std::string_view type;       ///< interval | summary
+    std::string_view direction;  ///< tx | rx
+    double time_s = 0;
+    std::uint64_t bits_per_second = 0;
+    std::uint64_t bytes = 0;
+    std::uint64_t packets = 0;
+    std::optional<std::uint64_t> lost_packets;  ///< UDP receive rows only (empty otherwise)
+    double jitter_ms = 0;
+    std::optional<std::uint8_t> local_cpu;
+    std::optional<std::uint8_t> remote_cpu;
+    std::optional<test_columns> test;
+};
 
 /// Appends rows to a CSV file; the header goes in once, when the file is empty.
 class csv_file {
@@ -178,6 +196,19 @@ public:
         if (f_) std::fclose(f_);
     }
     bool is_open() const { return f_ != nullptr; }
+    void write(const csv_row& r) {
+        auto opt = [](const auto& v) { return v ? std::to_string(*v) : std::string(); };
+        std::string l = fmt::format("{},{},{},{},{},{},{:.3f},{},{},{},{},{:.3f},{},{},", utc_timestamp(), r.role,
+                                    r.session ? std::to_string(r.session) : "", field(r.peer), r.type, r.direction,
+                                    r.time_s, r.bits_per_second, r.bytes, r.packets, opt(r.lost_packets), r.jitter_ms,
+                                    opt(r.local_cpu), opt(r.remote_cpu));
+        if (r.test)
+            l += fmt::format("{},{},{},{:.3f},{}", r.test->protocol, r.test->test_direction, r.test->connections,
+                             r.test->duration_s, r.test->ended_by);
+        else
+            l += ",,,,";
+        line(l);
+    }
     void line(const std::string& l) {
         if (!f_) return;
         std::fputs(l.c_str(), f_);
@@ -234,8 +265,7 @@ public:
             return false;
         }
         char h[256] = {};
-        if (gethostname(h, sizeof h - 1) != 0 || !h[0]) std::snprintf(h, sizeof h, "-");
-        host_ = h;
+        host_ = gethostname(h, sizeof h - 1) == 0 && h[0] ? h : "-";
         return true;
     }
     bool is_open() const { return sock_.is_open(); }
@@ -264,15 +294,10 @@ private:
 
 inline std::string hex_dump(std::string_view prefix, std::span<const std::byte> b) {
     std::string out;
-    char buf[32];
     for (std::size_t i = 0; i < b.size(); i += 16) {
         out += prefix;
-        std::snprintf(buf, sizeof buf, "%04zx ", i);
-        out += buf;
-        for (std::size_t k = i; k < i + 16 && k < b.size(); ++k) {
-            std::snprintf(buf, sizeof buf, " %02x", std::to_integer<unsigned>(b[k]));
-            out += buf;
-        }
+        out += fmt::format("{:04x} ", i);
+        for (std::size_t k = i; k < i + 16 && k < b.size(); ++k) out += fmt::format(" {:02x}", std::to_integer<unsigned>(b[k]));
         out += '\n';
     }
     return out;

@@ -12,6 +12,19 @@ if(MODE STREQUAL "package")
   if(NOT EXISTS ${WORK_DIR}/prefix/share/pkgconfig/btestkit.pc)
     message(FATAL_ERROR "btestkit.pc not installed")
   endif()
+  # With the apps built, their side is installed too: program, man page, unit, configuration.
+  if(EXISTS ${BUILD_DIR}/apps/btest)
+    foreach(f bin/btest share/man/man1/btest.1 lib/systemd/system/btest-server.service etc/default/btest-server
+              share/doc/btestkit/copyright)
+      if(NOT EXISTS ${WORK_DIR}/prefix/${f})
+        message(FATAL_ERROR "${f} not installed")
+      endif()
+    endforeach()
+    file(STRINGS ${WORK_DIR}/prefix/lib/systemd/system/btest-server.service exec REGEX "^ExecStart=")
+    if(NOT exec MATCHES "^ExecStart=/.*/bin/btest -s ")
+      message(FATAL_ERROR "the installed unit runs '${exec}'")
+    endif()
+  endif()
   # pkg-config users: the flags it gives compile and link a kit program.
   find_program(PKG_CONFIG pkg-config REQUIRED)
   execute_process(COMMAND ${CMAKE_COMMAND} -E env PKG_CONFIG_PATH=${WORK_DIR}/prefix/share/pkgconfig

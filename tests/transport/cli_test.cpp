@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cstdlib>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -76,6 +77,55 @@ TEST_CASE("cli: usage errors exit 1 with a message on stderr", "[cli]") {
         CHECK(contains(p.err(), "btest: "));
         CHECK(p.out().empty());
     }
+}
+
+TEST_CASE("cli: a flag of the other mode is refused by its name", "[cli]") {
+    {
+        process p({"-s", "--tx-size", "100"});
+        CHECK(p.wait(5s) == 1);
+        CHECK(contains(p.err(), "btest: --tx-size is a client (-c) option"));
+    }
+    {
+        process p({"-c", "127.0.0.1", "--max-sessions", "3"});
+        CHECK(p.wait(5s) == 1);
+        CHECK(contains(p.err(), "btest: --max-sessions is a server (-s) option"));
+    }
+}
+
+TEST_CASE("cli: --version names the revision, the build and the data-plane features", "[cli]") {
+    process p({"--version"});
+    REQUIRE(p.wait(5s) == 0);
+    const auto out = p.out();
+    CHECK(std::regex_search(out, std::regex(R"(^btest \d+\.\d+\.\d+ \(btestkit\)\n)")));
+    CHECK(std::regex_search(out, std::regex(R"(\nrevision:   \S+\n)")));  // a git description, or "unknown"
+    CHECK(std::regex_search(out, std::regex(R"(\nbuild:      \S+, (static|dynamic), )")));
+    CHECK(std::regex_search(out, std::regex(R"(\ndata plane: UDP GSO \(kernel: (yes|no|unknown)\), UDP GRO \(kernel: (yes|no|unknown)\))")));
+    CHECK(p.err().empty());
+}
+
+TEST_CASE("cli: -a without -p takes the password from BTEST_PASSWORD (server and client)", "[cli]") {
+    const auto ports = loopback::slot(151);
+    ::setenv("BTEST_PASSWORD", "from-env", 1);  // inherited by the processes below
+    cli_server s(server_args(ports, {"-a", "ops"}));
+    ::unsetenv("BTEST_PASSWORD");
+    REQUIRE(s.listening);
+    {
+        process c(client_args(ports, {"-a", "ops", "-p", "from-env", "-d", "1"}));
+        CHECK(c.wait(10s) == 0);
+    }
+    {
+        process c(client_args(ports, {"-a", "ops", "-d", "1"}));  // no BTEST_PASSWORD now: empty
+        CHECK(c.wait(10s) == 3);
+        CHECK(contains(c.err(), "authentication failed"));
+    }
+    {
+        ::setenv("BTEST_PASSWORD", "from-env", 1);
+        process c(client_args(ports, {"-a", "ops", "-d", "1"}));
+        ::unsetenv("BTEST_PASSWORD");
+        CHECK(c.wait(10s) == 0);
+    }
+    s.proc.signal(SIGTERM);
+    CHECK(s.proc.wait(5s) == 0);
 }
 
 TEST_CASE("cli: server not listening gives exit 2 and connection refused", "[cli]") {

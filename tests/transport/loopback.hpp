@@ -13,7 +13,7 @@
 //   0–35 matrix (asio)   36–38, 50–63 CLI   39 slow UDP receiver   40–49 behaviour (asio)
 //   64–99 matrix (posix)
 //   100–109 behaviour (posix)   110–129 cross-transport   130 README example (posix)
-//   131–134 speed measurement (hidden)   135–150 hostile clients (tests/hostile)
+//   131–134 speed measurement (hidden)   135–150 hostile clients (tests/hostile)   151 CLI
 #pragma once
 
 #include <atomic>
