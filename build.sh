@@ -13,7 +13,8 @@ JOBS=${JOBS:-$(nproc)}
 # Debian packages the build, the tests and the benchmarks need.
 PACKAGES=(build-essential cmake ninja-build pkg-config ccache
           libbotan-2-dev libboost1.81-dev catch2 libbenchmark-dev
-          clang libclang-rt-14-dev iproute2 procps)
+          clang libclang-rt-14-dev iproute2 procps
+          libcpp-httplib-dev libtoml11-dev libcli11-dev prometheus curl)
 
 install_deps() {
     local missing=()

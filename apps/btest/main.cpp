@@ -31,6 +31,7 @@
 
 #include "options.hpp"
 #include "output.hpp"
+#include "probe/probe_main.hpp"
 
 namespace {
 
@@ -669,6 +670,8 @@ int run_server(const options& opt) {
 
 int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
+    // `btest probe ...`: the Prometheus exporter mode, with options of its own (probe/).
+    if (argc > 1 && std::string_view(argv[1]) == "probe") return btest_probe::probe_main(argc - 1, argv + 1);
     options opt;
     try {
         opt = parse(argc, argv);
