@@ -14,7 +14,7 @@ JOBS=${JOBS:-$(nproc)}
 PACKAGES=(build-essential cmake ninja-build pkg-config ccache
           libbotan-2-dev libboost1.81-dev catch2 libbenchmark-dev
           clang libclang-rt-14-dev iproute2 procps
-          libcpp-httplib-dev libtoml11-dev libcli11-dev prometheus curl)
+          libcpp-httplib-dev libtoml11-dev libcli11-dev prometheus)
 
 install_deps() {
     local missing=()
