@@ -285,8 +285,8 @@ private:
         ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v);
     }
 
-    /// The socket is readable: is its whole request there yet? (lock held)
-    void check(int fd) {
+    /// The socket is readable (or closed: `hangup`): is its whole request there yet? (lock held)
+    void check(int fd, bool hangup) {
         const auto n = ::recv(fd, peek_.data(), peek_.size(), MSG_PEEK | MSG_DONTWAIT);
         if (n == 0) return drop(fd, {});   // the client went away
         if (n < 0) {
@@ -300,6 +300,7 @@ private:
                 too_large_.fetch_add(1, std::memory_order_relaxed);
                 return drop(fd, status_response("431 Request Header Fields Too Large", "request head too large\n"));
             }
+            if (hangup) return drop(fd, {});   // the client stopped sending before the end of its request
             return wait_for_more_than(fd, got.size());
         }
         const auto head_len = end + 4;
@@ -313,7 +314,10 @@ private:
             return drop(fd, status_response("413 Content Too Large", "request body too large\n"));
         case head_verdict::ok: break;
         }
-        if (got.size() < head_len + body) return wait_for_more_than(fd, got.size());
+        if (got.size() < head_len + body) {
+            if (hangup) return drop(fd, {});
+            return wait_for_more_than(fd, got.size());
+        }
         // The whole request is buffered: httplib's reads will not wait on this client.
         forget(fd);
         int one = 1;
@@ -339,11 +343,12 @@ private:
             if (stopping_) break;
             for (int i = 0; i < n; ++i) {
                 const int fd = events[static_cast<std::size_t>(i)].data.fd;
+                const bool hangup = events[static_cast<std::size_t>(i)].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
                 if (fd == wake_) {
                     std::uint64_t v;
                     (void)!::read(wake_, &v, sizeof v);
                 } else if (waiting_.count(fd)) {
-                    check(fd);
+                    check(fd, hangup);
                 }
             }
             const auto later = clock::now();

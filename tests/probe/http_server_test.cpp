@@ -61,6 +61,7 @@ public:
         return out;
     }
     bool closed_by_peer() const { return closed_by_peer_; }
+    void shutdown_write() { ::shutdown(fd_, SHUT_WR); }
     void close() {
         if (fd_ >= 0) ::close(fd_);
         fd_ = -1;
@@ -261,4 +262,20 @@ TEST_CASE("probe: http server: stop() returns with clients still connected, and 
     std::string err;
     CHECK(again.start(err));
     INFO(err);
+}
+
+TEST_CASE("probe: http server: a client that stops sending mid-request is dropped without an answer") {
+    fixture f(small_options());
+    raw_client c(f.port);
+    REQUIRE(c.send("GET /hello HTTP/1.1\r\nHost: t\r\n"));
+    raw_client half(f.port);
+    REQUIRE(half.send("GET /hello HTTP/1.1\r\nHost: t\r\n"));
+    half.shutdown_write();
+    const auto r = half.read_all(5000ms);
+    CHECK(r.empty());
+    CHECK(half.closed_by_peer());
+    // It was not left to time out (that one is still waiting, or got its 408).
+    c.read_all(5000ms);
+    CHECK(f.srv.counters().timed_out == 1);
+    CHECK(status_of(f.hello()) == "200");
 }
