@@ -53,6 +53,8 @@ std::string_view trim(std::string_view s) {
 
 enum class head_verdict { ok, bad, too_large };
 
+thread_local clock::time_point serving_since{};   // accept time of the request this worker serves
+
 /// Framing of a complete head (request line and headers, CRLF-terminated): the body length it
 /// announces. Chunked bodies and contradictory lengths are refused.
 head_verdict body_length(std::string_view head, std::size_t max_body, std::size_t& length) {
@@ -208,7 +210,8 @@ public:
                 return;
             }
             ++live_;
-            waiting_[fd] = clock::now() + opt_.request_timeout;
+            const auto now = clock::now();
+            waiting_[fd] = {now + opt_.request_timeout, now};
             epoll_event ev{};
             ev.events = EPOLLIN | EPOLLRDHUP;
             ev.data.fd = fd;
@@ -229,9 +232,9 @@ public:
         for (auto& w : workers_) w.join();
         workers_.clear();
         std::lock_guard lock(m_);
-        for (auto& [fd, deadline] : waiting_) ::close(fd);
+        for (auto& [fd, w] : waiting_) ::close(fd);
         waiting_.clear();
-        for (int fd : ready_) ::close(fd);
+        for (const auto& [fd, since] : ready_) ::close(fd);
         ready_.clear();
         if (ep_ >= 0) ::close(ep_);
         if (wake_ >= 0) ::close(wake_);
@@ -319,10 +322,11 @@ private:
             return wait_for_more_than(fd, got.size());
         }
         // The whole request is buffered: httplib's reads will not wait on this client.
+        const auto accepted = waiting_[fd].accepted;
         forget(fd);
         int one = 1;
         ::setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
-        ready_.push_back(fd);
+        ready_.emplace_back(fd, accepted);
         cv_.notify_one();
     }
 
@@ -332,8 +336,8 @@ private:
         while (!stopping_) {
             int timeout = -1;
             const auto now = clock::now();
-            for (const auto& [fd, deadline] : waiting_) {
-                const auto ms = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+            for (const auto& [fd, w] : waiting_) {
+                const auto ms = std::chrono::ceil<std::chrono::milliseconds>(w.deadline - now).count();
                 const int t = static_cast<int>(std::clamp<long long>(ms, 0, 60'000));
                 timeout = timeout < 0 ? t : std::min(timeout, t);
             }
@@ -353,8 +357,8 @@ private:
             }
             const auto later = clock::now();
             std::vector<int> expired;
-            for (const auto& [fd, deadline] : waiting_)
-                if (deadline <= later) expired.push_back(fd);
+            for (const auto& [fd, w] : waiting_)
+                if (w.deadline <= later) expired.push_back(fd);
             for (int fd : expired) {
                 timed_out_.fetch_add(1, std::memory_order_relaxed);
                 drop(fd, status_response("408 Request Timeout", "request not received in time\n"));
@@ -367,9 +371,10 @@ private:
         for (;;) {
             cv_.wait(lock, [&] { return stopping_ || !ready_.empty(); });
             if (stopping_) return;
-            const int fd = ready_.front();
+            const auto [fd, accepted] = ready_.front();
             ready_.pop_front();
             lock.unlock();
+            serving_since = accepted;
             served_.fetch_add(1, std::memory_order_relaxed);
             {
                 fd_stream strm(fd, std::chrono::milliseconds(100), opt_.write_timeout);
@@ -389,8 +394,12 @@ private:
     int wake_ = -1;
     std::mutex m_;
     std::condition_variable cv_;
-    std::map<int, clock::time_point> waiting_;
-    std::deque<int> ready_;
+    struct waiting {
+        clock::time_point deadline;
+        clock::time_point accepted;
+    };
+    std::map<int, waiting> waiting_;
+    std::deque<std::pair<int, clock::time_point>> ready_;   // fd, accept time
     std::size_t live_ = 0;
     bool stopping_ = false;
     bool stopped_ = false;
@@ -497,5 +506,9 @@ void server::stop() {
 }
 
 server_counters server::counters() const noexcept { return gate_->counters(); }
+
+std::chrono::steady_clock::time_point request_arrival() noexcept {
+    return serving_since == clock::time_point{} ? clock::now() : serving_since;
+}
 
 } // namespace btest_app::http

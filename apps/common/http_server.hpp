@@ -52,6 +52,11 @@ struct server_counters {
     std::uint64_t bad_request = 0;     ///< 400: chunked or malformed framing
 };
 
+/// In a handler: when the connection of the request being served was accepted. A handler
+/// that must answer within a deadline the client counts (a scrape timeout) counts from here,
+/// since the request may have waited for a worker.
+std::chrono::steady_clock::time_point request_arrival() noexcept;
+
 class server {
 public:
     using handler = httplib::Server::Handler;

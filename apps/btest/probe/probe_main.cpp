@@ -106,14 +106,23 @@ int probe_main(int argc, char** argv) {
     double timeout_offset = 0.5;
     bool check_only = false;
     bool quiet = false;
-    app.add_option("--http", listen, "ADDR:PORT to serve HTTP on ([::]:PORT or :PORT for every address)")->capture_default_str();
-    app.add_option("-c,--config", config_path, "TOML file with the allow-list and the modules")->capture_default_str();
-    app.add_option("--max-concurrent", max_concurrent, "tests at once")->check(CLI::Range(1, 64))->capture_default_str();
-    app.add_option("--max-queued", max_queued, "probe requests that may wait for a free slot")
-        ->check(CLI::Range(0, 256))
+    app.add_option("--http", listen, "address and port to serve HTTP on ([::]:PORT or :PORT: every address)")
+        ->type_name("ADDR:PORT")
         ->capture_default_str();
-    app.add_option("--timeout-offset", timeout_offset, "seconds subtracted from Prometheus's scrape timeout")
-        ->check(CLI::Range(0.0, 10.0))
+    app.add_option("-c,--config", config_path, "TOML file with the allow-list and the modules")
+        ->type_name("FILE")
+        ->capture_default_str();
+    app.add_option("--max-concurrent", max_concurrent, "tests at once, 1..64")
+        ->type_name("N")
+        ->check(CLI::Range(1, 64).description(""))
+        ->capture_default_str();
+    app.add_option("--max-queued", max_queued, "probe requests that may wait for a free slot, 0..256")
+        ->type_name("N")
+        ->check(CLI::Range(0, 256).description(""))
+        ->capture_default_str();
+    app.add_option("--timeout-offset", timeout_offset, "seconds subtracted from Prometheus's scrape timeout, 0..10")
+        ->type_name("SECONDS")
+        ->check(CLI::Range(0.0, 10.0).description(""))
         ->capture_default_str();
     app.add_flag("--check-config", check_only, "load and validate the config file, then exit");
     app.add_flag("-q,--quiet", quiet, "no log line per probe on stderr");
@@ -185,7 +194,7 @@ void install_routes(btest_app::http::server& http, service& svc) {
         std::vector<std::pair<std::string, std::string>> params(req.params.begin(), req.params.end());
         std::optional<std::string> timeout;
         if (req.has_header("X-Prometheus-Scrape-Timeout-Seconds")) timeout = req.get_header_value("X-Prometheus-Scrape-Timeout-Seconds");
-        auto a = svc.probe(params, timeout);
+        auto a = svc.probe(params, timeout, btest_app::http::request_arrival());
         res.status = a.status;
         res.set_content(std::move(a.body), a.content_type.c_str());
     });

@@ -194,8 +194,8 @@ void service::count_refusal(const char* reason) {
 }
 
 http_answer service::probe(const std::vector<std::pair<std::string, std::string>>& params,
-                           const std::optional<std::string>& scrape_timeout) {
-    const auto start = clock::now();
+                           const std::optional<std::string>& scrape_timeout, clock::time_point arrived) {
+    const auto start = std::min(arrived, clock::now());
     auto bad = [&](std::string why) {
         count_refusal("bad_request");
         if (log) log("probe refused (400): " + why);
@@ -304,6 +304,11 @@ http_answer service::probe(const std::vector<std::pair<std::string, std::string>
     // ---- plan the test within the budget, then wait for a slot while the plan still fits
     const auto now = clock::now();
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(budget_end - now);
+    if (left < std::chrono::milliseconds(200)) {   // the request waited for a worker until too late
+        count_refusal("busy");
+        if (log) log("probe refused (503): the scrape timeout ran out before the probe could start");
+        return text(503, "busy: the scrape timeout ran out before the probe could start");
+    }
     // Room to connect and complete the handshake before the test's own clock starts.
     const auto reserve = std::min<std::chrono::milliseconds>(std::chrono::seconds(1), left / 4);
     const auto planned = std::max<std::chrono::milliseconds>(std::min(mod->duration, left - reserve), std::chrono::milliseconds(1));

@@ -72,9 +72,11 @@ public:
     service(probe_config cfg, service_options opt);
 
     /// GET /probe. `params`: the decoded query parameters; `scrape_timeout`: the header's
-    /// value, if sent. Blocks for the test (on an HTTP worker thread).
+    /// value, if sent; `arrived`: when the request reached the server (the scrape timeout
+    /// counts from there). Blocks for the test (on an HTTP worker thread).
     http_answer probe(const std::vector<std::pair<std::string, std::string>>& params,
-                      const std::optional<std::string>& scrape_timeout);
+                      const std::optional<std::string>& scrape_timeout,
+                      std::chrono::steady_clock::time_point arrived = std::chrono::steady_clock::now());
 
     /// GET /metrics: the exporter's own counters, the HTTP server's and the process's.
     std::string metrics(const btest_app::http::server_counters& http) const;
