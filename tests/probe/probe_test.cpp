@@ -22,6 +22,7 @@
 
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <sys/time.h>
 #include <spawn.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -31,7 +32,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <botan/system_rng.h>
-#include <httplib.h>
 
 #include "btest/auth/botan_entropy.hpp"
 #include "btest/auth/credentials.hpp"
@@ -165,25 +165,57 @@ struct reply {
     std::string body;
     prom_parse::exposition metrics;   // parsed when status is 200
     double seconds = 0;               // wall time of the request
+    std::string error;                // set when the answer is not HTTP or its metrics do not parse
 };
 
-reply http_get(std::uint16_t port, const std::string& path, const std::optional<std::string>& scrape_timeout) {
-    httplib::Client cli("127.0.0.1", port);
-    cli.set_read_timeout(30, 0);
-    httplib::Headers h;
-    if (scrape_timeout) h.emplace("X-Prometheus-Scrape-Timeout-Seconds", *scrape_timeout);
-    const auto t0 = clock_type::now();
-    auto res = cli.Get(path.c_str(), h);
+/// One GET over a plain socket (the server answers with Connection: close). Safe from any
+/// thread: no Catch assertion inside (they are not thread-safe); `error` says what went wrong.
+/// Not httplib's client: its function-local statics, initialised inside the uninstrumented
+/// library, make ThreadSanitizer report races between two clients in two threads.
+reply http_fetch(std::uint16_t port, const std::string& path, const std::optional<std::string>& scrape_timeout) {
     reply r;
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const auto t0 = clock_type::now();
+    if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+        if (fd >= 0) ::close(fd);
+        r.error = "cannot connect";
+        return r;
+    }
+    std::string req = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+    if (scrape_timeout) req += "X-Prometheus-Scrape-Timeout-Seconds: " + *scrape_timeout + "\r\n";
+    req += "\r\n";
+    std::string raw;
+    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
+        char buf[16384];
+        timeval tv{30, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) raw.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
     r.seconds = std::chrono::duration<double>(clock_type::now() - t0).count();
-    REQUIRE(res);
-    r.status = res->status;
-    r.body = res->body;
+    const auto head_end = raw.find("\r\n\r\n");
+    if (raw.rfind("HTTP/1.1 ", 0) != 0 || head_end == std::string::npos || raw.size() < 12) {
+        r.error = "not an HTTP answer: " + raw;
+        return r;
+    }
+    r.status = std::atoi(raw.substr(9, 3).c_str());
+    r.body = raw.substr(head_end + 4);
     if (r.status == 200) {
         r.metrics = prom_parse::parse(r.body);
-        INFO(r.body);
-        REQUIRE(r.metrics.error.empty());
+        if (!r.metrics.error.empty()) r.error = "metrics do not parse: " + r.metrics.error;
     }
+    return r;
+}
+
+/// The same, on the test's thread: a failure fails the test.
+reply http_get(std::uint16_t port, const std::string& path, const std::optional<std::string>& scrape_timeout) {
+    auto r = http_fetch(port, path, scrape_timeout);
+    INFO(r.body);
+    REQUIRE(r.error.empty());
     return r;
 }
 
@@ -204,6 +236,10 @@ public:
         std::string q = "/probe?target=" + url_encode(target);
         if (!module.empty()) q += "&module=" + url_encode(module);
         return http_get(http_.port(), q, scrape_timeout);
+    }
+    /// probe() without assertions, for other threads.
+    reply fetch(const std::string& target, const std::string& module, const std::optional<std::string>& scrape_timeout) {
+        return http_fetch(http_.port(), "/probe?target=" + url_encode(target) + "&module=" + url_encode(module), scrape_timeout);
     }
     reply raw(const std::string& path_and_query, const std::optional<std::string>& scrape_timeout = "10") {
         return http_get(http_.port(), path_and_query, scrape_timeout);
@@ -524,11 +560,13 @@ bandwidth = "10M"
     {
         // Room to wait (10 s scrape timeout): both run, one after the other.
         std::optional<reply> first;
-        std::thread t([&] { first = rig.probe(target(10), "m", "10"); });
+        std::thread t([&] { first = rig.fetch(target(10), "m", "10"); });
         REQUIRE(srv.log.wait_running(1));
         const auto second = rig.probe(target(10), "m", "10");
         t.join();
         REQUIRE(first);
+        INFO(first->error);
+        REQUIRE(first->error.empty());
         CHECK(first->status == 200);
         CHECK(second.status == 200);
         CHECK(metric(*first, "probe_success") == 1);
@@ -539,7 +577,7 @@ bandwidth = "10M"
     {
         // No room (1.6 s scrape timeout for a 1 s test): the second is refused at once.
         std::optional<reply> first;
-        std::thread t([&] { first = rig.probe(target(10), "m", "1.6"); });
+        std::thread t([&] { first = rig.fetch(target(10), "m", "1.6"); });
         REQUIRE(srv.log.wait_running(1));
         const auto second = rig.probe(target(10), "m", "1.6");
         t.join();
@@ -547,6 +585,7 @@ bandwidth = "10M"
         CHECK(second.status == 503);
         CHECK(second.body.find("busy") != std::string::npos);
         REQUIRE(first);
+        CHECK(first->error.empty());
         CHECK(first->status == 200);
     }
     const auto m = rig.raw("/metrics", std::nullopt);
