@@ -115,11 +115,12 @@ private:
 /// An Asio btest server on 127.0.0.1 (slot k), on its own thread. Account probe / s3cret.
 class btest_server {
 public:
-    btest_server(unsigned k, btest::auth_method auth) : rng_(sys_), creds_(rng_) {
+    btest_server(unsigned k, btest::auth_method auth, bool v6 = false) : rng_(sys_), creds_(rng_) {
         creds_.add("probe", "s3cret");
         bta::server_options so;
         so.listen_v4 = net::ip::make_address("127.0.0.1");
         so.listen_v6.reset();
+        if (v6) std::swap(so.listen_v4, so.listen_v6 = net::ip::make_address("::1"));
         so.port = tcp_port(k);
         so.udp_ports.base = udp_base(k);
         so.udp_ports.last = static_cast<std::uint16_t>(udp_base(k) + 200);
@@ -412,6 +413,29 @@ duration = "1s"
         CHECK(error_class(r) == "auth_required");
         CHECK(metric(r, "btest_probe_info", {{"auth", "md5"}, {"protocol", "tcp"}, {"direction", "receive"}}) == 1);
     }
+}
+
+TEST_CASE("probe: an IPv6 target [::1]:PORT") {
+    const int probe_fd = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in6 a6{};
+    a6.sin6_family = AF_INET6;
+    a6.sin6_addr = in6addr_loopback;
+    const bool have_v6 = probe_fd >= 0 && ::bind(probe_fd, reinterpret_cast<sockaddr*>(&a6), sizeof a6) == 0;
+    if (probe_fd >= 0) ::close(probe_fd);
+    if (!have_v6) {
+        WARN("SKIPPED: IPv6 loopback ([::1]) is not available on this host");
+        return;
+    }
+    btest_server srv(13, btest::auth_method::none, true);
+    // TCP: slot 13's UDP ports would reach into the transport tests' range.
+    probe_rig rig(std::string(allow_loopback) + "[modules.m]\nprotocol = \"tcp\"\nduration = \"1s\"\nbandwidth = \"10M\"\n");
+    const auto r = rig.probe("[::1]:" + std::to_string(tcp_port(13)), "m");
+    REQUIRE(r.status == 200);
+    CHECK(metric(r, "probe_success") == 1);
+    const auto tests = srv.log.finished(1);
+    REQUIRE(tests.size() == 1);
+    check_transfer("server → probe", static_cast<double>(tests[0].summary.tx.bytes), metric(r, "btest_probe_rx_bytes"),
+                   1.5e6 + 10e6 / 8 * 0.04);
 }
 
 TEST_CASE("probe: a target with nothing listening fails fast with connect_failed") {
