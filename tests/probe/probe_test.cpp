@@ -120,7 +120,10 @@ public:
         bta::server_options so;
         so.listen_v4 = net::ip::make_address("127.0.0.1");
         so.listen_v6.reset();
-        if (v6) std::swap(so.listen_v4, so.listen_v6 = net::ip::make_address("::1"));
+        if (v6) {
+            so.listen_v4.reset();
+            so.listen_v6 = net::ip::make_address("::1");
+        }
         so.port = tcp_port(k);
         so.udp_ports.base = udp_base(k);
         so.udp_ports.last = static_cast<std::uint16_t>(udp_base(k) + 200);
