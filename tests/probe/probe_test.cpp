@@ -51,8 +51,22 @@ using clock_type = std::chrono::steady_clock;
 
 namespace {
 
-std::uint16_t tcp_port(unsigned k) { return static_cast<std::uint16_t>(15100 + k); }
+// TCP ports are the kernel's choice (port 0), read back; the UDP ports a server hands out are
+// 16000 + 300·k for the slot k of the test, below the other tests' 20000 + 300·k.
 std::uint16_t udp_base(unsigned k) { return static_cast<std::uint16_t>(16000 + 300 * k); }
+
+/// A loopback TCP port nothing listens on (bound once by the kernel's choice, then released).
+std::uint16_t unused_port() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+    if (fd >= 0) ::close(fd);
+    return ok ? ntohs(a.sin_port) : 0;
+}
 
 // ---- the btest server the probe tests against ---------------------------------------------
 
@@ -63,6 +77,17 @@ public:
         btest::test_started started;
         btest::test_summary summary;
     };
+    void on_listening(const net::ip::tcp::endpoint& at) override {
+        std::lock_guard lock(m_);
+        port_ = at.port();
+        cv_.notify_all();
+    }
+    /// The port the server listens on (waits up to 5 s for it; 0 if it never came).
+    std::uint16_t port() {
+        std::unique_lock lock(m_);
+        cv_.wait_for(lock, 5s, [&] { return port_ != 0; });
+        return port_;
+    }
     void on_event(const bta::server_test_view& t, const btest::event& ev) override {
         std::lock_guard lock(m_);
         ++events_;
@@ -109,10 +134,12 @@ private:
     std::map<std::uint64_t, btest::test_started> started_;
     std::vector<test> done_;
     std::size_t events_ = 0, max_running_ = 0;
+    std::uint16_t port_ = 0;
     int auth_ok_ = 0, auth_failed_ = 0;
 };
 
-/// An Asio btest server on 127.0.0.1 (slot k), on its own thread. Account probe / s3cret.
+/// An Asio btest server on 127.0.0.1 (or ::1), on its own thread, UDP ports of slot k.
+/// Account probe / s3cret.
 class btest_server {
 public:
     btest_server(unsigned k, btest::auth_method auth, bool v6 = false) : rng_(sys_), creds_(rng_) {
@@ -124,14 +151,19 @@ public:
             so.listen_v4.reset();
             so.listen_v6 = net::ip::make_address("::1");
         }
-        so.port = tcp_port(k);
+        so.port = 0;
         so.udp_ports.base = udp_base(k);
         so.udp_ports.last = static_cast<std::uint16_t>(udp_base(k) + 200);
         so.session.auth = auth;
         server_ = std::make_unique<bta::server>(ioc_, so, rng_, &creds_, log);
         REQUIRE_FALSE(server_->start());
         thread_ = std::thread([this] { ioc_.run(); });
+        port_ = log.port();
+        REQUIRE(port_ != 0);
     }
+    std::uint16_t port() const { return port_; }
+    /// "127.0.0.1:PORT"
+    std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
     ~btest_server() {
         net::post(ioc_, [this] { server_->stop(); });
         work_.reset();
@@ -147,6 +179,7 @@ private:
     btest::auth::memory_credentials creds_;
     std::unique_ptr<bta::server> server_;
     std::thread thread_;
+    std::uint16_t port_ = 0;
 };
 
 // ---- the probe ------------------------------------------------------------------------------
@@ -264,7 +297,7 @@ private:
     btest_app::http::server http_;
 };
 
-std::string target(unsigned k) { return "127.0.0.1:" + std::to_string(tcp_port(k)); }
+std::string target_at(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
 const char* const allow_loopback = "[allow]\ntargets = [\"127.0.0.0/8\", \"::1\"]\n";
 
@@ -301,7 +334,7 @@ direction = "receive"
 duration = "1500ms"
 bandwidth = "50M"
 )");
-    const auto r = rig.probe(target(0), "tcp_rx");
+    const auto r = rig.probe(srv.target(), "tcp_rx");
     REQUIRE(r.status == 200);
     CHECK(metric(r, "probe_success") == 1);
     CHECK(metric(r, "btest_probe_info", {{"auth", "none"}, {"protocol", "tcp"}, {"direction", "receive"}}) == 1);
@@ -334,7 +367,7 @@ duration = "1500ms"
 bandwidth = "20M"
 tx_size = 1200
 )");
-    const auto r = rig.probe(target(1), "udp_both");
+    const auto r = rig.probe(srv.target(), "udp_both");
     REQUIRE(r.status == 200);
     CHECK(metric(r, "probe_success") == 1);
     CHECK(metric(r, "btest_probe_info", {{"auth", "none"}, {"protocol", "udp"}, {"direction", "both"}}) == 1);
@@ -381,7 +414,7 @@ protocol = "tcp"
 duration = "1s"
 )");
     {
-        const auto r = rig.probe(target(2), "auth");
+        const auto r = rig.probe(ec.target(), "auth");
         REQUIRE(r.status == 200);
         CHECK(metric(r, "probe_success") == 1);
         CHECK(metric(r, "btest_probe_info", {{"auth", "ecsrp5"}, {"protocol", "tcp"}, {"direction", "transmit"}}) == 1);
@@ -392,7 +425,7 @@ duration = "1s"
                        1.5e6 + 20e6 / 8 * 0.04);
     }
     {
-        const auto r = rig.probe(target(3), "auth");
+        const auto r = rig.probe(md5.target(), "auth");
         REQUIRE(r.status == 200);
         CHECK(metric(r, "probe_success") == 1);
         CHECK(metric(r, "btest_probe_info", {{"auth", "md5"}, {"protocol", "tcp"}, {"direction", "transmit"}}) == 1);
@@ -401,7 +434,7 @@ duration = "1s"
         CHECK(tests[0].started.user == "probe");
     }
     {
-        const auto r = rig.probe(target(2), "wrong");
+        const auto r = rig.probe(ec.target(), "wrong");
         REQUIRE(r.status == 200);
         CHECK(metric(r, "probe_success") == 0);
         CHECK(error_class(r) == "auth_failed");
@@ -410,7 +443,7 @@ duration = "1s"
         CHECK(ec.log.auth_failures() == 1);
     }
     {
-        const auto r = rig.probe(target(3), "anonymous");
+        const auto r = rig.probe(md5.target(), "anonymous");
         REQUIRE(r.status == 200);
         CHECK(metric(r, "probe_success") == 0);
         CHECK(error_class(r) == "auth_required");
@@ -430,9 +463,8 @@ TEST_CASE("probe: an IPv6 target [::1]:PORT") {
         return;
     }
     btest_server srv(13, btest::auth_method::none, true);
-    // TCP: slot 13's UDP ports would reach into the transport tests' range.
     probe_rig rig(std::string(allow_loopback) + "[modules.m]\nprotocol = \"tcp\"\nduration = \"1s\"\nbandwidth = \"10M\"\n");
-    const auto r = rig.probe("[::1]:" + std::to_string(tcp_port(13)), "m");
+    const auto r = rig.probe("[::1]:" + std::to_string(srv.port()), "m");
     REQUIRE(r.status == 200);
     CHECK(metric(r, "probe_success") == 1);
     const auto tests = srv.log.finished(1);
@@ -447,7 +479,7 @@ TEST_CASE("probe: a target with nothing listening fails fast with connect_failed
 duration = "1s"
 connect_timeout = "5s"
 )");
-    const auto r = rig.probe(target(4), "m", "10");   // no server on slot 4
+    const auto r = rig.probe(target_at(unused_port()), "m", "10");
     REQUIRE(r.status == 200);
     CHECK(metric(r, "probe_success") == 0);
     CHECK(error_class(r) == "connect_failed");
@@ -464,12 +496,13 @@ TEST_CASE("probe: a target that accepts but never speaks is given up within the 
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_port = htons(tcp_port(5));
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
     REQUIRE(::listen(fd, 4) == 0);
+    socklen_t len = sizeof a;
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
     probe_rig rig(std::string(allow_loopback) + "[modules.m]\nduration = \"5s\"\n");
-    const auto r = rig.probe(target(5), "m", "2");
+    const auto r = rig.probe(target_at(ntohs(a.sin_port)), "m", "2");
     ::close(fd);
     REQUIRE(r.status == 200);
     CHECK(metric(r, "probe_success") == 0);
@@ -487,7 +520,7 @@ duration = "30s"
 bandwidth = "10M"
 )");
     // 2.5 s scrape timeout: 2 s after the 0.5 s offset, 0.5 s of it kept for connecting.
-    const auto r = rig.probe(target(6), "long", "2.5");
+    const auto r = rig.probe(srv.target(), "long", "2.5");
     REQUIRE(r.status == 200);
     CHECK(r.seconds < 2.5);
     CHECK(metric(r, "probe_success") == 1);
@@ -507,8 +540,9 @@ targets = ["127.0.0.2/32", "::2", "localhost"]
 [modules.m]
 duration = "1s"
 )");
-    for (const char* t : {"127.0.0.1:15107", "192.0.2.1", "[2001:db8::1]:2000", "[::ffff:127.0.0.1]:15107", "[::1]:15107",
-                          "127.0.0.3"}) {
+    const auto p = std::to_string(srv.port());
+    for (const std::string& t : {"127.0.0.1:" + p, std::string("192.0.2.1"), std::string("[2001:db8::1]:2000"),
+                                "[::ffff:127.0.0.1]:" + p, "[::1]:" + p, std::string("127.0.0.3")}) {
         const auto r = rig.probe(t, "m");
         INFO(t << " -> " << r.status << " " << r.body);
         CHECK(r.status == 403);
@@ -516,7 +550,7 @@ duration = "1s"
     }
     CHECK(srv.log.events() == 0);
     // "localhost" is listed by name: allowed whatever it resolves to (the operator vouched for it).
-    const auto r = rig.probe("LOCALHOST:15107", "m");
+    const auto r = rig.probe("LOCALHOST:" + p, "m");
     CHECK(r.status == 200);
 }
 
@@ -528,13 +562,13 @@ targets = ["127.0.0.2/32"]
 [modules.m]
 duration = "1s"
 )");
-    const auto r = narrow.probe("localhost:15108", "m");   // 127.0.0.1 (and ::1): not allowed
+    const auto r = narrow.probe("localhost:" + std::to_string(srv.port()), "m");   // 127.0.0.1 (and ::1): not allowed
     INFO(r.body);
     CHECK(r.status == 403);
     CHECK(r.body.find("resolves to") != std::string::npos);
     CHECK(srv.log.events() == 0);
     probe_rig wide(std::string(allow_loopback) + "[modules.m]\nduration = \"1s\"\nfamily = \"ipv4\"\n");
-    const auto ok = wide.probe("localhost:15108", "m");
+    const auto ok = wide.probe("localhost:" + std::to_string(srv.port()), "m");
     CHECK(ok.status == 200);
     CHECK(metric(ok, "probe_success") == 1);
 }
@@ -587,9 +621,9 @@ bandwidth = "10M"
     {
         // Room to wait (10 s scrape timeout): both run, one after the other.
         std::optional<reply> first;
-        std::thread t([&] { first = rig.fetch(target(10), "m", "10"); });
+        std::thread t([&] { first = rig.fetch(srv.target(), "m", "10"); });
         REQUIRE(srv.log.wait_running(1));
-        const auto second = rig.probe(target(10), "m", "10");
+        const auto second = rig.probe(srv.target(), "m", "10");
         t.join();
         REQUIRE(first);
         INFO(first->error);
@@ -604,9 +638,9 @@ bandwidth = "10M"
     {
         // No room (1.6 s scrape timeout for a 1 s test): the second is refused at once.
         std::optional<reply> first;
-        std::thread t([&] { first = rig.fetch(target(10), "m", "1.6"); });
+        std::thread t([&] { first = rig.fetch(srv.target(), "m", "1.6"); });
         REQUIRE(srv.log.wait_running(1));
-        const auto second = rig.probe(target(10), "m", "1.6");
+        const auto second = rig.probe(srv.target(), "m", "1.6");
         t.join();
         INFO(second.body);
         CHECK(second.status == 503);
@@ -625,9 +659,9 @@ bandwidth = "10M"
 TEST_CASE("probe: /metrics counts probes, refusals and errors, and passes the parser and promtool") {
     btest_server srv(11, btest::auth_method::none);
     probe_rig rig(std::string(allow_loopback) + "[modules.m]\nduration = \"1s\"\nbandwidth = \"10M\"\n");
-    const auto ok = rig.probe(target(11), "m");
+    const auto ok = rig.probe(srv.target(), "m");
     CHECK(metric(ok, "probe_success") == 1);
-    const auto down = rig.probe(target(4), "m");
+    const auto down = rig.probe(target_at(unused_port()), "m");
     CHECK(error_class(down) == "connect_failed");
     CHECK(rig.probe("192.0.2.1", "m").status == 403);
     CHECK(rig.raw("/probe?module=m").status == 400);
@@ -661,7 +695,7 @@ TEST_CASE("probe: the btest binary: `btest probe` serves probes against `btest -
     REQUIRE(::mkdtemp(dir_tmpl));
     const std::string dir = dir_tmpl;
     const std::string cfg = dir + "/probe.toml";
-    const auto http_port = static_cast<std::uint16_t>(tcp_port(12) + 50);
+    const auto btest_port = unused_port();   // `btest -s -P` wants a number; the probe takes port 0
     {
         std::ofstream f(cfg);
         f << allow_loopback << "[modules.udp]\nprotocol = \"udp\"\ndirection = \"receive\"\nduration = \"1s\"\nbandwidth = \"10M\"\n";
@@ -695,16 +729,25 @@ TEST_CASE("probe: the btest binary: `btest probe` serves probes against `btest -
         ::waitpid(pid, &status, 0);
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     };
-    const auto srv = spawn({"btest", "-s", "-P", std::to_string(tcp_port(12)), "--listen", "127.0.0.1", "--listen6", "none",
+    const auto srv = spawn({"btest", "-s", "-P", std::to_string(btest_port), "--listen", "127.0.0.1", "--listen6", "none",
                             "--udp-port-start", std::to_string(udp_base(12))},
                            dir + "/server.err");
-    const auto probe = spawn({"btest", "probe", "--config", cfg, "--http", "127.0.0.1:" + std::to_string(http_port)}, dir + "/probe.err");
+    const auto probe = spawn({"btest", "probe", "--config", cfg, "--http", "127.0.0.1:0"}, dir + "/probe.err");
     const bool up = wait_for_text(dir + "/server.err", "listening on") && wait_for_text(dir + "/probe.err", "listening on");
+    std::uint16_t http_port = 0;
+    if (up) {   // "btest probe: listening on 127.0.0.1 port N (config ...)"
+        std::ifstream f(dir + "/probe.err");
+        std::stringstream text;
+        text << f.rdbuf();
+        const auto at = text.str().find(" port ");
+        if (at != std::string::npos) http_port = static_cast<std::uint16_t>(std::atoi(text.str().c_str() + at + 6));
+    }
     std::optional<reply> r;
-    if (up) r = http_get(http_port, "/probe?target=127.0.0.1:" + std::to_string(tcp_port(12)) + "&module=udp", "5");
+    if (up && http_port) r = http_get(http_port, "/probe?target=127.0.0.1:" + std::to_string(btest_port) + "&module=udp", "5");
     CHECK(finish(probe) == 0);
     CHECK(finish(srv) == 0);
     REQUIRE(up);
+    REQUIRE(http_port != 0);
     REQUIRE(r);
     CHECK(r->status == 200);
     CHECK(metric(*r, "probe_success") == 1);
