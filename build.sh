@@ -11,11 +11,13 @@ BUILD_DIR=${BUILD_DIR:-build}
 JOBS=${JOBS:-$(nproc)}
 
 # Debian packages the btest app needs (the demo), and what the tests, fuzzers and benchmarks add
-# (systemd: systemd-analyze checks the unit files; groff-base: the man page check).
+# (systemd: systemd-analyze checks the unit files; groff-base: the man page check; prometheus:
+# promtool checks the metrics the probe writes).
 APP_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
-              libbotan-2-dev libboost1.81-dev librange-v3-dev libcli11-dev libfmt-dev)
+              libbotan-2-dev libboost1.81-dev librange-v3-dev libcli11-dev libfmt-dev
+              libcpp-httplib-dev libtoml11-dev)
 PACKAGES=("${APP_PACKAGES[@]}" catch2 libbenchmark-dev
-          clang libclang-rt-14-dev iproute2 procps systemd groff-base)
+          clang libclang-rt-14-dev iproute2 procps systemd groff-base prometheus)
 
 install_deps() {
     local missing=() wanted=("${PACKAGES[@]}")

@@ -4,7 +4,7 @@
 #      with clang, AddressSanitizer + UndefinedBehaviorSanitizer, run by ctest — except the
 #      real-socket tests (tests/transport, the CLI), which get job 2 (the allocation-counting
 #      tests are not built with sanitizers: tests/CMakeLists.txt);
-#   2. the real-socket tests (ctest -R "^(transport|cli): ") built with ThreadSanitizer. When the
+#   2. the real-socket tests (ctest -R "^(transport|cli|probe): ") built with ThreadSanitizer. When the
 #      build defines no such test yet, the job says so and passes.
 # Zero reports: every sanitizer stops the process at its first report, which fails the test.
 # Suppressions are for third-party code only, each with its reason (.ci/tsan.supp, if any).
@@ -22,6 +22,8 @@ start=$(date +%s)
 launcher=()
 command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 socket_tests='^(transport|cli): '
+# Also under TSan: the probe's tests (HTTP threads, the probe's slots); they run under ASan too.
+tsan_tests='^(transport|cli|probe): '
 
 configure() {  # dir, sanitizers, extra args...
     local dir=$1 san=$2
@@ -49,15 +51,15 @@ if [[ " $SANITIZERS " == *" tsan "* ]]; then
     # new, which TSan's runtime also defines.
     socket_targets=()
     available=$(cmake --build "$TSAN_DIR" --target help)
-    for t in btest_transport_tests btest_cli_tests; do
+    for t in btest_transport_tests btest_cli_tests btest_probe_tests; do
         grep -q "^$t: " <<<"$available" && socket_targets+=("$t")
     done
     if [ ${#socket_targets[@]} -ne 0 ]; then
         cmake --build "$TSAN_DIR" -j "$JOBS" --target "${socket_targets[@]}"
     fi
-    n=$(ctest --test-dir "$TSAN_DIR" -N -R "$socket_tests" | sed -n 's/^Total Tests: *//p')
+    n=$(ctest --test-dir "$TSAN_DIR" -N -R "$tsan_tests" | sed -n 's/^Total Tests: *//p')
     if [ "${n:-0}" -eq 0 ]; then
-        echo "=== sanitizers.sh: no real-socket tests (ctest -R \"$socket_tests\") in this build yet: TSan job skipped"
+        echo "=== sanitizers.sh: no real-socket tests (ctest -R \"$tsan_tests\") in this build yet: TSan job skipped"
     else
         echo "=== sanitizers.sh: TSan, $n real-socket tests ($(( $(date +%s) - start ))s)"
         tsan_opts="halt_on_error=1:second_deadlock_stack=1"
@@ -67,7 +69,7 @@ if [[ " $SANITIZERS " == *" tsan "* ]]; then
         norand=()
         if setarch "$(uname -m)" -R true 2>/dev/null; then norand=(setarch "$(uname -m)" -R); fi
         TSAN_OPTIONS="$tsan_opts" "${norand[@]}" \
-            ctest --test-dir "$TSAN_DIR" --output-on-failure -j 1 --timeout 900 -R "$socket_tests"
+            ctest --test-dir "$TSAN_DIR" --output-on-failure -j 1 --timeout 900 -R "$tsan_tests"
     fi
 fi
 echo "=== sanitizers.sh: done in $(( $(date +%s) - start ))s"

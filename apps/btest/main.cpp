@@ -31,6 +31,9 @@
 
 #include "options.hpp"
 #include "output.hpp"
+#ifdef BTEST_WITH_PROBE
+#include "probe/probe_main.hpp"
+#endif
 
 namespace {
 
@@ -606,6 +609,15 @@ int run_server(const options& opt) {
 
 int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
+    // `btest probe ...`: the Prometheus exporter mode, with options of its own (probe/).
+    if (argc > 1 && std::string_view(argv[1]) == "probe") {
+#ifdef BTEST_WITH_PROBE
+        return btest_probe::probe_main(argc - 1, argv + 1);
+#else
+        std::fprintf(stderr, "btest: probe mode is not built into this binary (a static build)\n");
+        return exit_usage;
+#endif
+    }
     command_line cl;
     auto usage = [](const std::string& what) {
         std::fprintf(stderr, "btest: %s\nTry 'btest --help'.\n", what.c_str());

@@ -104,7 +104,7 @@ TEST_CASE("cli: --version names the revision, the build and the data-plane featu
 }
 
 TEST_CASE("cli: -a without -p takes the password from BTEST_PASSWORD (server and client)", "[cli]") {
-    const auto ports = loopback::slot(151);
+    const auto ports = loopback::slot(49);
     ::setenv("BTEST_PASSWORD", "from-env", 1);  // inherited by the processes below
     cli_server s(server_args(ports, {"-a", "ops"}));
     ::unsetenv("BTEST_PASSWORD");

@@ -10,10 +10,11 @@
 //
 // Ports: each test owns a slot; slot k uses TCP port 14000 + k and UDP ports from 20000 + 300·k
 // (server P … and client P+256 …), so tests can run in parallel (ctest -j). Slots in use:
-//   0–35 matrix (asio)   36–38, 50–63 CLI   39 slow UDP receiver   40–49 behaviour (asio)
+//   0–35 matrix (asio)   36–38, 49, 50–63 CLI   39 slow UDP receiver   40–48 behaviour (asio)
 //   64–99 matrix (posix)
-//   100–109 behaviour (posix)   110–129 cross-transport   130 README example (posix)
-//   131–134 speed measurement (hidden)   135–150 hostile clients (tests/hostile)   151 CLI
+//   100–108 behaviour (posix)   109 free   110–129 cross-transport   130 README example (posix)
+//   131–134 speed measurement (hidden)   135–150 hostile clients (tests/hostile)
+//   (a slot above 150 has no room for its UDP ports)
 #pragma once
 
 #include <atomic>
