@@ -12,7 +12,7 @@ db_credentials::entry::~entry() {
 }
 
 db_credentials::db_credentials(service& svc, options opts) : svc_(svc), opts_(std::move(opts)) {
-    snap_.store(std::make_shared<const snapshot>(), std::memory_order_release);
+    install(std::make_shared<const snapshot>());
     refresh_now();
     if (opts_.refresh_interval.count() > 0) thread_ = std::thread([this] { refresher(); });
 }
@@ -72,7 +72,7 @@ void db_credentials::refresh_now() {
         // unknown user, which fails the same way.
         if (a.md5_password) Botan::secure_scrub_memory(a.md5_password->data(), a.md5_password->size());
     }
-    snap_.store(std::move(next), std::memory_order_release);
+    install(std::move(next));
 }
 
 void db_credentials::refresher() {

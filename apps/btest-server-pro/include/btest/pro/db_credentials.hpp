@@ -2,9 +2,11 @@
 //
 // Logins read an in-memory snapshot: every account with its EC-SRP5 record already prepared
 // (ec_srp5::prepare: V lifted, redp1 done, as memory_credentials does), and the MD5 password
-// for MD5 accounts. A lookup is a map search on an immutable snapshot reached through an
-// atomic shared_ptr: no database round trip, no lock held against a refresh, nothing that can
-// block an io thread.
+// for MD5 accounts. A lookup copies the shared_ptr to the current immutable snapshot under a
+// shared lock held for that copy only (a refresh holds it exclusively for a pointer swap), then
+// searches the map: no database round trip, nothing that can block an io thread for longer
+// than a pointer copy. (std::atomic<std::shared_ptr> would do the same without the lock, but
+// libstdc++ 12's implementation is opaque to ThreadSanitizer.)
 //
 // A background thread asks the service every refresh interval whether the accounts
 // generation (bumped by every account write, in the same transaction) changed; if so it
@@ -21,7 +23,6 @@
 // the service's worker (it waits for it).
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -29,6 +30,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -83,13 +85,23 @@ private:
         std::map<std::string, std::shared_ptr<const entry>, std::less<>> users;
     };
 
-    std::shared_ptr<const snapshot> current() const { return snap_.load(std::memory_order_acquire); }
+    std::shared_ptr<const snapshot> current() const {
+        std::shared_lock lock(snap_mu_);
+        return snap_;
+    }
+    void install(std::shared_ptr<const snapshot> next) {
+        std::unique_lock lock(snap_mu_);
+        snap_.swap(next);
+        // The old snapshot is released after the unlock (the destructor of `next`).
+        lock.unlock();
+    }
     const entry* find(const snapshot& s, std::string_view user) const;
     void refresher();
 
     service& svc_;
     options opts_;
-    std::atomic<std::shared_ptr<const snapshot>> snap_;
+    mutable std::shared_mutex snap_mu_;
+    std::shared_ptr<const snapshot> snap_;  ///< guarded by snap_mu_
     std::mutex refresh_mu_;  ///< one refresh at a time
 
     std::mutex stop_mu_;
