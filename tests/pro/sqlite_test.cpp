@@ -85,10 +85,16 @@ TEST_CASE("pro: sqlite: URLs select the backend, anything else is a clear error"
     CHECK(open_error("sqlite:" + dir.path()) == storage_errc::cannot_open);  // a directory
 }
 
-TEST_CASE("pro: sqlite: a new database gets the latest schema in WAL mode", "[pro][sqlite]") {
+TEST_CASE("pro: sqlite: a new database gets the latest schema in WAL mode, readable by its owner only", "[pro][sqlite]") {
     temp_dir dir;
     auto db = open_sqlite(dir.file("new.db"), {});
     CHECK(db->schema_version() == sqlite_latest_schema());
+    for (const char* suffix : {"", "-wal", "-shm"}) {
+        struct stat st{};
+        REQUIRE(::stat((dir.file("new.db") + suffix).c_str(), &st) == 0);
+        INFO("file new.db" << suffix);
+        CHECK((st.st_mode & 0777) == 0600);
+    }
     CHECK(sqlite_latest_schema() == 2);
     sqlite::connection raw(dir.file("new.db"), {});
     auto q = raw.prepare("PRAGMA journal_mode");

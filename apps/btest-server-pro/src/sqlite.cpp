@@ -4,6 +4,11 @@
 
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 namespace btest::pro::sqlite {
 
@@ -110,6 +115,16 @@ connection::connection(const std::string& path, const options& opts) : path_(pat
     if (exists && !S_ISREG(st.st_mode))
         throw storage_error(storage_errc::cannot_open, "cannot open database " + path + ": not a regular file");
 
+    if (!exists) {
+        // Created owner-only: the file holds validator records, and the passwords of MD5
+        // accounts. SQLite gives its -wal and -shm files the same permissions. An empty file
+        // is a valid empty database.
+        const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            throw storage_error(errno == EACCES || errno == EROFS ? storage_errc::read_only : storage_errc::cannot_open,
+                                "cannot create database " + path + ": " + std::strerror(errno));
+        if (fd >= 0) ::close(fd);
+    }
     const int flags = SQLITE_OPEN_READWRITE | (opts.create ? SQLITE_OPEN_CREATE : 0) | SQLITE_OPEN_NOMUTEX |
                       SQLITE_OPEN_EXRESCODE;
     const int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);

@@ -82,8 +82,8 @@ public:
         bool create = true;
         int busy_timeout_ms = 5000;
     };
-    /// Opens (or creates) the database file at `path`, in WAL mode with the busy timeout, and
-    /// checks that it is writable and really an SQLite database. Errors: not_found (create =
+    /// Opens (or creates, mode 0600) the database file at `path`, in WAL mode with the busy
+    /// timeout, and checks that it is writable and really an SQLite database. Errors: not_found (create =
     /// false and no file), cannot_open, read_only, corrupt, io.
     connection(const std::string& path, const options& opts);
     connection(const connection&) = delete;
