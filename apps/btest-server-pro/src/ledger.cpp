@@ -124,15 +124,27 @@ ledger::grant_outcome ledger::grant(storage& db, lease& l, const test_request* r
     return {};
 }
 
-void ledger::apply_usage(storage& db, lease& l, usage_counts moved, sys_ms now) {
+void ledger::apply_usage(lease& l, usage_counts moved, sys_ms now, usage_batch& batch) const {
     const usage_counts delta{sat_sub(moved.in, l.spent_in), sat_sub(moved.out, l.spent_out)};
     if (delta.in != 0 || delta.out != 0)
         for (const auto& who : subjects_of(l))
-            for (auto w : all_windows) db.add_usage(who, w, period_start(w, now), delta);
+            for (auto w : all_windows) {
+                auto& u = batch[{static_cast<int>(who.kind), who.key, static_cast<int>(w),
+                                 to_unix_ms(period_start(w, now))}];
+                u.in += delta.in;
+                u.out += delta.out;
+            }
     l.spent_in = std::max(l.spent_in, moved.in);
     l.spent_out = std::max(l.spent_out, moved.out);
     l.updated = now;
     l.expires = now + cfg_.lease_ttl;
+}
+
+void ledger::write_usage(storage& db, const usage_batch& batch) {
+    for (const auto& [key, delta] : batch) {
+        const auto& [kind, who, win, period] = key;
+        db.add_usage(subject{static_cast<subject_kind>(kind), who}, static_cast<window>(win), from_unix_ms(period), delta);
+    }
 }
 
 std::size_t ledger::sweep_in_transaction(storage& db, sys_ms now) {
@@ -206,7 +218,9 @@ extend_result ledger::extend(storage& db, std::int64_t session_id, usage_counts 
         tx.commit();
         return {};
     }
-    apply_usage(db, *l, moved, now);
+    usage_batch batch;
+    apply_usage(*l, moved, now, batch);
+    write_usage(db, batch);
     grant(db, *l, nullptr, now);
     db.update_lease(*l);
     db.replace_lease_items(*l);
@@ -217,24 +231,31 @@ extend_result ledger::extend(storage& db, std::int64_t session_id, usage_counts 
 std::vector<std::int64_t> ledger::record_usage(storage& db, std::span<const usage_report> reports, sys_ms now) {
     std::vector<std::int64_t> lost;
     write_transaction tx(db);
+    usage_batch batch;
+    std::vector<lease> touched;
     for (const auto& r : reports) {
         auto l = db.find_lease(r.session_id);
         if (!l) {
             lost.push_back(r.session_id);
             continue;
         }
-        apply_usage(db, *l, r.moved, now);
-        db.update_lease(*l);
+        apply_usage(*l, r.moved, now, batch);
+        touched.push_back(std::move(*l));
+    }
+    // Usage rows first, in key order (see usage_batch), then the leases in id order.
+    write_usage(db, batch);
+    for (auto& l : touched) {
+        db.update_lease(l);
         // A window rolled over: the unspent reservation now counts against the new period.
         bool moved_period = false;
-        for (auto& it : l->items) {
+        for (auto& it : l.items) {
             const sys_ms p = period_start(it.win, now);
             if (it.period != p) {
                 it.period = p;
                 moved_period = true;
             }
         }
-        if (moved_period) db.replace_lease_items(*l);
+        if (moved_period) db.replace_lease_items(l);
     }
     tx.commit();
     return lost;
@@ -245,8 +266,10 @@ void ledger::close_test(storage& db, std::int64_t session_id, const test_result&
     write_transaction tx(db);
     auto s = db.find_session(session_id);
     const usage_counts final_counts{result.rx_bytes, result.tx_bytes};
+    usage_batch batch;
     if (auto l = db.find_lease(session_id)) {
-        apply_usage(db, *l, final_counts, now);
+        apply_usage(*l, final_counts, now, batch);
+        write_usage(db, batch);
         db.delete_lease(session_id);
     } else if (s) {
         // Swept while it ran (its renewals failed): the sweep recorded what the lease had
@@ -256,7 +279,8 @@ void ledger::close_test(storage& db, std::int64_t session_id, const test_result&
         ghost.ip = s->peer_ip.to_string();
         ghost.spent_in = s->rx_bytes;
         ghost.spent_out = s->tx_bytes;
-        apply_usage(db, ghost, final_counts, now);
+        apply_usage(ghost, final_counts, now, batch);
+        write_usage(db, batch);
     }
     if (s) {
         s->end = now;

@@ -36,6 +36,8 @@
 #pragma once
 
 #include <chrono>
+#include <map>
+#include <tuple>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -182,7 +184,12 @@ private:
         std::string detail;
     };
     grant_outcome grant(storage& db, lease& l, const test_request* req, sys_ms now);
-    void apply_usage(storage& db, lease& l, usage_counts moved, sys_ms now);
+    /// Usage deltas keyed by (kind, subject, window, period): written in this order, so that
+    /// every transaction takes its row locks in one global order (user before ip, daily before
+    /// monthly), which keeps a row-locking backend free of deadlocks between servers.
+    using usage_batch = std::map<std::tuple<int, std::string, int, std::int64_t>, usage_counts>;
+    void apply_usage(lease& l, usage_counts moved, sys_ms now, usage_batch& batch) const;
+    static void write_usage(storage& db, const usage_batch& batch);
     std::size_t sweep_in_transaction(storage& db, sys_ms now);
 
     ledger_config cfg_;
