@@ -428,6 +428,29 @@ TEMPLATE_TEST_CASE("pro: ledger: an unrenewed lease expires, returns its reserva
     CHECK(l.sweep(*db, t0 + 200s) == 1);  // `next` was never renewed
 }
 
+TEMPLATE_TEST_CASE("pro: ledger: one flush of several tests adds each test's new bytes once", "[pro][storage][ledger]",
+                   pro_test::sqlite_backend) {
+    temp_dir dir;
+    auto db = TestType::open(dir);
+    auto l = make_ledger();
+    const auto t0 = utc(2024, 5, 8, 10);
+    auto a = l.open_test(*db, request("192.0.2.60", "ann", 1), t0);
+    auto b = l.open_test(*db, request("192.0.2.60", "ben", 2), t0);
+    auto c = l.open_test(*db, request("192.0.2.61", "ann", 3), t0);
+    REQUIRE((a.admitted && b.admitted && c.admitted));
+    std::vector<usage_report> reps{{a.session_id, {10, 100}}, {b.session_id, {20, 200}}, {c.session_id, {40, 400}}};
+    CHECK(l.record_usage(*db, reps, t0 + 2s).empty());
+    reps = {{a.session_id, {11, 110}}, {b.session_id, {20, 200}}, {c.session_id, {40, 500}}};
+    CHECK(l.record_usage(*db, reps, t0 + 4s).empty());
+    const auto day = period_start(window::daily, t0);
+    CHECK(db->usage(ip_subject("192.0.2.60"), window::daily, day) == usage_counts{31, 310});
+    CHECK(db->usage(ip_subject("192.0.2.61"), window::daily, day) == usage_counts{40, 500});
+    CHECK(db->usage(user_subject("ann"), window::monthly, period_start(window::monthly, t0)) == usage_counts{51, 610});
+    CHECK(db->usage(user_subject("ben"), window::weekly, period_start(window::weekly, t0)) == usage_counts{20, 200});
+    CHECK(db->find_lease(a.session_id)->spent_out == 110);
+    CHECK(db->find_lease(c.session_id)->expires == t0 + 4s + 60s);
+}
+
 TEMPLATE_TEST_CASE("pro: ledger: usage follows a window rollover during a test", "[pro][storage][ledger]",
                    pro_test::sqlite_backend) {
     temp_dir dir;
