@@ -13,7 +13,7 @@ JOBS=${JOBS:-$(nproc)}
 # Debian packages the build, the tests and the benchmarks need.
 PACKAGES=(build-essential cmake ninja-build pkg-config ccache
           libbotan-2-dev libboost1.81-dev catch2 libbenchmark-dev
-          clang libclang-rt-14-dev iproute2 procps libsqlite3-dev libcli11-dev libfmt-dev)
+          clang libclang-rt-14-dev iproute2 procps libsqlite3-dev libcli11-dev libfmt-dev libpq-dev)
 
 install_deps() {
     local missing=()

@@ -13,16 +13,20 @@ namespace {
 
 constexpr const char* db_help =
     "Database URL. sqlite:PATH is an SQLite file (created by `user add`; relative paths are taken from the "
-    "working directory). postgresql://... is reserved for a later build. Default: sqlite:btest-server.db";
+    "working directory). postgresql://USER:PASSWORD@HOST:PORT/DBNAME (or postgres://, any libpq connection URI) "
+    "is a PostgreSQL database shared by a fleet of servers: the database must exist, its tables are created by "
+    "`user add` or `serve`. Default: sqlite:btest-server.db";
 
 constexpr const char* bytes_help =
     "BYTES take the suffixes K, M, G and T in powers of 1000 (as RouterOS shows bytes): 2G = 2,000,000,000 bytes; "
     "fractions that give whole bytes are fine (1.5G).";
 
 constexpr const char* main_footer = R"(DATABASE
-  Every subcommand takes --db URL (default sqlite:btest-server.db). The management commands can run
-  while a server uses the same database (SQLite in WAL mode, 5 s busy timeout); account changes reach
-  a running server at its next login, without a restart.
+  Every subcommand takes --db URL (default sqlite:btest-server.db; or postgresql://USER:PASSWORD@HOST/DB
+  for a fleet of servers sharing one PostgreSQL database). The management commands can run while
+  servers use the same database (SQLite in WAL mode, 5 s busy timeout); account changes reach a running
+  server at its next login, without a restart. Prefer PGPASSWORD or ~/.pgpass to a password in the URL:
+  a command-line argument is visible to other users in the process list.
 
 QUOTAS
   Per user (from the account) and per client IP (from the server's --ip-quota-* flags), in daily,

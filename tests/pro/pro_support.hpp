@@ -43,12 +43,23 @@ private:
 };
 
 /// Backends for TEMPLATE_TEST_CASE: each gives a URL for a fresh database in `dir` and opens
-/// connections to it. A PostgreSQL backend (a throwaway cluster) joins this list later.
+/// connections to it. The other one, pg_backend, is in pg_cluster.hpp.
 struct sqlite_backend {
     static constexpr const char* name = "sqlite";
+    static bool available() { return true; }
+    static std::string unavailable_reason() { return {}; }
     static std::string url(const temp_dir& dir) { return "sqlite:" + dir.file("test.db"); }
     static std::unique_ptr<pro::storage> open(const temp_dir& dir) { return pro::open_storage(url(dir)); }
 };
+
+/// open_options with the first three fields set (the rest default).
+inline pro::open_options options(bool create, int busy_timeout_ms, bool verify) {
+    pro::open_options o;
+    o.create = create;
+    o.busy_timeout_ms = busy_timeout_ms;
+    o.verify = verify;
+    return o;
+}
 
 /// Midday UTC on a date, plus an offset in seconds.
 inline pro::sys_ms utc(int y, unsigned m, unsigned d, int hour = 12, int minute = 0, int second = 0) {

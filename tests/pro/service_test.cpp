@@ -170,7 +170,7 @@ TEST_CASE("pro: service: storage failures come back as values and are counted", 
     std::atomic<int> reported{0};
     auto cfg = config(clock);
     cfg.on_error = [&](const storage_failure&) { ++reported; };
-    service svc(open_storage(pro_test::sqlite_backend::url(dir), open_options{true, 30, false}), cfg);
+    service svc(open_storage(pro_test::sqlite_backend::url(dir), pro_test::options(true, 30, false)), cfg);
     blocker->begin();  // holds the write lock past the service's 30 ms busy timeout
     auto [open_cb, opened] = completion<async_result<open_result>>();
     svc.open_test(request("192.0.2.47"), open_cb);

@@ -9,6 +9,7 @@
 
 #include "btest/auth/ec_srp5.hpp"
 #include "btest/pro/cidr.hpp"
+#include "pg_cluster.hpp"
 #include "pro_support.hpp"
 
 using namespace btest::pro;
@@ -53,7 +54,8 @@ test_result result(std::uint64_t tx, std::uint64_t rx, std::string_view ended = 
 // --- accounts ---------------------------------------------------------------------------------
 
 TEMPLATE_TEST_CASE("pro: storage: accounts round-trip, every write bumps the generation", "[pro][storage]",
-                   pro_test::sqlite_backend) {
+                   pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     CHECK(db->list_accounts().empty());
@@ -95,7 +97,8 @@ TEMPLATE_TEST_CASE("pro: storage: accounts round-trip, every write bumps the gen
     CHECK(db->accounts_generation() == g2 + 1);
 }
 
-TEMPLATE_TEST_CASE("pro: storage: malformed names are refused and change nothing", "[pro][storage]", pro_test::sqlite_backend) {
+TEMPLATE_TEST_CASE("pro: storage: malformed names are refused and change nothing", "[pro][storage]", pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     REQUIRE(add_account(*db, test_account("keep", "x")) == account_status::ok);
@@ -115,7 +118,8 @@ TEMPLATE_TEST_CASE("pro: storage: malformed names are refused and change nothing
     CHECK(list[0].name == "keep");
 }
 
-TEMPLATE_TEST_CASE("pro: storage: user set changes password, MD5 and quotas", "[pro][storage]", pro_test::sqlite_backend) {
+TEMPLATE_TEST_CASE("pro: storage: user set changes password, MD5 and quotas", "[pro][storage]", pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     btest::seeded_entropy rng{42};
@@ -156,7 +160,8 @@ TEMPLATE_TEST_CASE("pro: storage: user set changes password, MD5 and quotas", "[
 }
 
 TEMPLATE_TEST_CASE("pro: storage: a stored EC-SRP5 record authenticates its password and only it", "[pro][storage]",
-                   pro_test::sqlite_backend) {
+                   pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     namespace ec = btest::auth::ec_srp5;
     temp_dir dir;
     auto db = TestType::open(dir);
@@ -178,7 +183,8 @@ TEMPLATE_TEST_CASE("pro: storage: a stored EC-SRP5 record authenticates its pass
 // --- the ledger -------------------------------------------------------------------------------
 
 TEMPLATE_TEST_CASE("pro: ledger: without limits a test is admitted with an unlimited budget and its usage is recorded",
-                   "[pro][storage][ledger]", pro_test::sqlite_backend) {
+                   "[pro][storage][ledger]", pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger();
@@ -207,7 +213,8 @@ TEMPLATE_TEST_CASE("pro: ledger: without limits a test is admitted with an unlim
 }
 
 TEMPLATE_TEST_CASE("pro: ledger: the tighter of the user and IP quotas wins, per direction", "[pro][storage][ledger]",
-                   pro_test::sqlite_backend) {
+                   pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger(100 * MB);
@@ -257,7 +264,8 @@ TEMPLATE_TEST_CASE("pro: ledger: the tighter of the user and IP quotas wins, per
 }
 
 TEMPLATE_TEST_CASE("pro: ledger: concurrent reservations never exceed the limit, settling returns the rest",
-                   "[pro][storage][ledger]", pro_test::sqlite_backend) {
+                   "[pro][storage][ledger]", pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger(100 * MB);
@@ -300,7 +308,8 @@ TEMPLATE_TEST_CASE("pro: ledger: concurrent reservations never exceed the limit,
 }
 
 TEMPLATE_TEST_CASE("pro: ledger: two connections reserving at once never hold more than the limit",
-                   "[pro][storage][ledger]", pro_test::sqlite_backend) {
+                   "[pro][storage][ledger]", pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     {
         auto db = TestType::open(dir);
@@ -331,7 +340,8 @@ TEMPLATE_TEST_CASE("pro: ledger: two connections reserving at once never hold mo
 }
 
 TEMPLATE_TEST_CASE("pro: ledger: extend adds a slice, never more than two unspent, and follows limit changes",
-                   "[pro][storage][ledger]", pro_test::sqlite_backend) {
+                   "[pro][storage][ledger]", pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger(100 * MB);
@@ -366,7 +376,8 @@ TEMPLATE_TEST_CASE("pro: ledger: extend adds a slice, never more than two unspen
 }
 
 TEMPLATE_TEST_CASE("pro: ledger: a spent quota refuses new tests only for the directions they use", "[pro][storage][ledger]",
-                   pro_test::sqlite_backend) {
+                   pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger(100 * MB);
@@ -391,7 +402,8 @@ TEMPLATE_TEST_CASE("pro: ledger: a spent quota refuses new tests only for the di
 }
 
 TEMPLATE_TEST_CASE("pro: ledger: an unrenewed lease expires, returns its reservation and closes its session",
-                   "[pro][storage][ledger]", pro_test::sqlite_backend) {
+                   "[pro][storage][ledger]", pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger(100 * MB, 60s);
@@ -429,7 +441,8 @@ TEMPLATE_TEST_CASE("pro: ledger: an unrenewed lease expires, returns its reserva
 }
 
 TEMPLATE_TEST_CASE("pro: ledger: one flush of several tests adds each test's new bytes once", "[pro][storage][ledger]",
-                   pro_test::sqlite_backend) {
+                   pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger();
@@ -452,7 +465,8 @@ TEMPLATE_TEST_CASE("pro: ledger: one flush of several tests adds each test's new
 }
 
 TEMPLATE_TEST_CASE("pro: ledger: usage follows a window rollover during a test", "[pro][storage][ledger]",
-                   pro_test::sqlite_backend) {
+                   pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger(100 * MB);
@@ -479,7 +493,8 @@ TEMPLATE_TEST_CASE("pro: ledger: usage follows a window rollover during a test",
 // --- history ----------------------------------------------------------------------------------
 
 TEMPLATE_TEST_CASE("pro: history: sessions with intervals, filters, newest first, pruning", "[pro][storage][history]",
-                   pro_test::sqlite_backend) {
+                   pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger();
@@ -552,7 +567,8 @@ TEMPLATE_TEST_CASE("pro: history: sessions with intervals, filters, newest first
     CHECK(db->find_session(ids[3]));
 }
 
-TEMPLATE_TEST_CASE("pro: history: record_refused writes a closed row", "[pro][storage][history]", pro_test::sqlite_backend) {
+TEMPLATE_TEST_CASE("pro: history: record_refused writes a closed row", "[pro][storage][history]", pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger();
@@ -567,7 +583,8 @@ TEMPLATE_TEST_CASE("pro: history: record_refused writes a closed row", "[pro][st
 }
 
 TEMPLATE_TEST_CASE("pro: storage: usage rows of old periods are pruned, current ones kept", "[pro][storage][history]",
-                   pro_test::sqlite_backend) {
+                   pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
     temp_dir dir;
     auto db = TestType::open(dir);
     auto l = make_ledger();

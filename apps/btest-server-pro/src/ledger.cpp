@@ -149,10 +149,15 @@ void ledger::write_usage(storage& db, const usage_batch& batch) {
 
 std::size_t ledger::sweep_in_transaction(storage& db, sys_ms now) {
     const auto ids = db.expired_leases(now);
+    std::size_t swept = 0;
     for (const auto id : ids) {
         auto l = db.find_lease(id);
+        // Read again under the lease's lock: its owner may have renewed it meanwhile (another
+        // server's flush committing between our list and our lock).
+        if (!l || l->expires > now) continue;
+        ++swept;
         auto s = db.find_session(id);
-        if (l && s && !s->end) {
+        if (s && !s->end) {
             s->end = l->updated;
             s->tx_bytes = l->spent_out;
             s->rx_bytes = l->spent_in;
@@ -163,7 +168,7 @@ std::size_t ledger::sweep_in_transaction(storage& db, sys_ms now) {
         }
         db.delete_lease(id);
     }
-    return ids.size();
+    return swept;
 }
 
 std::size_t ledger::sweep(storage& db, sys_ms now) {
@@ -251,6 +256,9 @@ std::vector<std::int64_t> ledger::record_usage(storage& db, std::span<const usag
         for (auto& it : l.items) {
             const sys_ms p = period_start(it.win, now);
             if (it.period != p) {
+                // Held like a reservation: the new period's row is locked while its reserved
+                // total grows, so no grant on it reads the total half-way.
+                db.lock_usage(it.who, it.win, p);
                 it.period = p;
                 moved_period = true;
             }

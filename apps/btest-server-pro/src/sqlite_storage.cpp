@@ -1,6 +1,7 @@
 #include "btest/pro/sqlite_storage.hpp"
 
 #include "btest/pro/cidr.hpp"
+#include "btest/pro/pg_storage.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -639,11 +640,9 @@ std::unique_ptr<storage> open_storage(std::string_view url, const open_options& 
             throw storage_error(storage_errc::bad_url, "bad database URL '" + std::string(url) + "': the path is empty");
         return open_sqlite(std::string(path), opts);
     }
-    if (url.starts_with("postgresql://") || url.starts_with("postgres://"))
-        throw storage_error(storage_errc::not_supported,
-                            "PostgreSQL databases are not supported by this build of btest-server-pro yet; use sqlite:PATH");
-    throw storage_error(storage_errc::bad_url, "bad database URL '" + std::string(url) +
-                                                   "': expected sqlite:PATH (or postgresql://… in a later build)");
+    if (pg::is_postgresql_url(url)) return open_postgresql(std::string(url), opts);
+    throw storage_error(storage_errc::bad_url, "bad database URL '" + pg::redact_url(url) +
+                                                   "': expected sqlite:PATH or postgresql://USER:PASSWORD@HOST:PORT/DBNAME");
 }
 
 const char* to_string(storage_errc e) noexcept {
@@ -657,6 +656,8 @@ const char* to_string(storage_errc e) noexcept {
     case storage_errc::schema_too_new: return "schema_too_new";
     case storage_errc::busy: return "busy";
     case storage_errc::io: return "io";
+    case storage_errc::unavailable: return "unavailable";
+    case storage_errc::conflict: return "conflict";
     }
     return "?";
 }

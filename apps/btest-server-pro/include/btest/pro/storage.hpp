@@ -1,5 +1,5 @@
 // The storage interface of btest-server-pro: accounts, usage, leases and session history
-// (STYLE §14). Backends (SQLite now, PostgreSQL later) implement rows and locking only; every
+// (STYLE §14). Backends (SQLite, PostgreSQL) implement rows and locking only; every
 // policy — validation, the quota arithmetic, lease rules, what a session row says — lives once,
 // above this interface (accounts.hpp, ledger.hpp), so the backends cannot drift apart. One test
 // suite runs against every backend (tests/pro/storage_test.cpp).
@@ -8,10 +8,13 @@
 // normal operation (a name already taken, a row not found) are return values.
 //
 // Thread safety: one thread at a time per storage object (a connection). Several objects may
-// use one database at once, from several threads or processes.
+// use one database at once, from several threads or processes (and, with PostgreSQL, from
+// several servers).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -143,6 +146,12 @@ public:
     virtual void commit() = 0;
     virtual void rollback() noexcept = 0;
 
+    /// For backends whose server can go away (PostgreSQL): true when the connection is
+    /// usable, after reconnecting if it was lost and the reconnect backoff allows an attempt
+    /// now. Never throws; a service's worker calls it while idle so that it reconnects by
+    /// itself. SQLite: always true.
+    virtual bool reconnect() noexcept { return true; }
+
     // Accounts.
     virtual bool insert_account(const account& a) = 0;          ///< false: the name exists
     virtual bool update_account(const account& a) = 0;          ///< false: no such name
@@ -221,11 +230,24 @@ struct open_options {
     /// Also read every page once (SQLite: PRAGMA quick_check) so that a damaged database is a
     /// clear error at startup rather than at some later query. Costs a scan of the file.
     bool verify = false;
+
+    // Database servers (PostgreSQL); SQLite ignores these.
+    /// Budget of one connection attempt.
+    std::chrono::milliseconds connect_timeout{5000};
+    /// Budget of one query round trip: past it the connection is dropped (unavailable).
+    std::chrono::milliseconds query_timeout{10000};
+    /// After a lost connection the first reconnect is immediate, later ones wait this long,
+    /// doubling up to reconnect_max.
+    std::chrono::milliseconds reconnect_min{250};
+    std::chrono::milliseconds reconnect_max{10000};
+    /// Told about connection events (lost, a failed reconnect, back): one line each, at most
+    /// one per reconnect attempt. Called on the thread using the storage.
+    std::function<void(const std::string&)> log;
 };
 
 /// Opens `url`, creating and migrating the schema as needed:
 ///   sqlite:PATH                 an SQLite file (relative to the working directory, or absolute)
-///   postgresql://… postgres://… PostgreSQL (not in this build: storage_errc::not_supported)
+///   postgresql://… postgres://… PostgreSQL, any libpq connection URI (pg_storage.hpp)
 /// Anything else is storage_errc::bad_url.
 std::unique_ptr<storage> open_storage(std::string_view url, const open_options& opts = {});
 

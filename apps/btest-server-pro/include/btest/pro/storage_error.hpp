@@ -11,7 +11,7 @@ namespace btest::pro {
 
 enum class storage_errc {
     bad_url,          ///< --db is not a URL this build understands
-    not_supported,    ///< a backend this build does not have (PostgreSQL, for now)
+    not_supported,    ///< a backend this build does not have
     not_found,        ///< the database does not exist (and the caller did not ask to create it)
     cannot_open,      ///< the file or directory cannot be opened or created
     read_only,        ///< the database cannot be written (file or directory permissions)
@@ -19,6 +19,13 @@ enum class storage_errc {
     schema_too_new,   ///< written by a newer btest-server-pro: refuse rather than misread it
     busy,             ///< another connection held a lock past the busy timeout
     io,               ///< any other failure of the database engine
+    /// The database server cannot be reached now (down, restarting, unreachable, out of
+    /// connections, or a call past its deadline): a server backend reconnects by itself with
+    /// backoff. `serve` turns it into quota_unavailable and refused tests, not a crash.
+    unavailable,
+    /// The transaction lost a race with another connection (PostgreSQL: serialization failure
+    /// or deadlock) and was rolled back: running it again is safe (service.hpp does).
+    conflict,
 };
 
 const char* to_string(storage_errc e) noexcept;

@@ -1,0 +1,214 @@
+// A throwaway PostgreSQL cluster for the pro tests: initdb into a temporary directory, a
+// postmaster on a Unix socket in that directory and on a free loopback port (password login
+// over TCP, trust on the socket), every test database created in it, and everything removed
+// at the end. As root, the cluster runs as nobody (PostgreSQL refuses to run as root) and the
+// directory is handed to nobody for that.
+//
+// The binaries come from $BTEST_PG_BINDIR, else /usr/lib/postgresql/15/bin (Debian's
+// postgresql-15). Without them the tests that need a cluster skip with a message saying so,
+// unless $BTEST_REQUIRE_POSTGRESQL is set (CI), where a missing cluster is a failure.
+//
+// One cluster per test process, started on first use (about two seconds: initdb dominates)
+// and stopped when the process exits; each test takes a fresh database of its own.
+#pragma once
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "btest/pro/pg.hpp"
+#include "pro_support.hpp"
+#include "process.hpp"
+
+namespace pro_test {
+
+class pg_cluster {
+public:
+    static constexpr const char* user = "btest";
+    static constexpr const char* password = "fixture-pw";
+
+    /// Where initdb and pg_ctl are, or "" when they are not installed.
+    static std::string bindir() {
+        const char* env = std::getenv("BTEST_PG_BINDIR");
+        const std::string dir = env && *env ? env : "/usr/lib/postgresql/15/bin";
+        return ::access((dir + "/initdb").c_str(), X_OK) == 0 && ::access((dir + "/pg_ctl").c_str(), X_OK) == 0 ? dir : "";
+    }
+
+    /// Why the shared cluster is missing ("" when it is there).
+    static std::string unavailable_reason() {
+        shared();
+        return reason();
+    }
+
+    /// The process's cluster, started on first use; nullptr when PostgreSQL is not installed
+    /// (or did not start: unavailable_reason() says why).
+    static pg_cluster* shared() {
+        static std::once_flag once;
+        static std::unique_ptr<pg_cluster> cluster;
+        std::call_once(once, [] {
+            if (bindir().empty()) {
+                reason() = "PostgreSQL 15 is not installed (no initdb in $BTEST_PG_BINDIR or /usr/lib/postgresql/15/bin; "
+                           "apt-get install postgresql-15): skipped";
+                return;
+            }
+            try {
+                cluster = std::make_unique<pg_cluster>();
+            } catch (const std::exception& e) {
+                reason() = std::string("the throwaway PostgreSQL cluster did not start: ") + e.what();
+            }
+        });
+        return cluster.get();
+    }
+
+    pg_cluster() : bin_(bindir()) {
+        if (bin_.empty()) throw std::runtime_error("PostgreSQL binaries not found");
+        const bool root = ::geteuid() == 0;
+        if (root && ::chown(dir_.path().c_str(), 65534, 65534) != 0) throw std::runtime_error("cannot chown the cluster dir");
+        ::chmod(dir_.path().c_str(), 0700);
+        data_ = dir_.file("data");
+        port_ = free_port();
+        const auto pwfile = dir_.file("pw");
+        {
+            std::ofstream f(pwfile);
+            f << password << "\n";
+        }
+        if (root && ::chown(pwfile.c_str(), 65534, 65534) != 0) throw std::runtime_error("cannot chown the password file");
+        run({bin_ + "/initdb", "-D", data_, "-U", user, "--pwfile=" + pwfile, "--auth-local=trust",
+             "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"},
+            std::chrono::seconds{120}, "initdb");
+        start();
+    }
+    pg_cluster(const pg_cluster&) = delete;
+    pg_cluster& operator=(const pg_cluster&) = delete;
+    ~pg_cluster() {
+        try {
+            run({bin_ + "/pg_ctl", "-D", data_, "-m", "immediate", "-w", "-t", "30", "stop"}, std::chrono::seconds{40},
+                "pg_ctl stop");
+        } catch (...) {
+        }
+    }
+
+    /// Starts the postmaster (again) on the same socket directory and port.
+    void start() {
+        const std::string opts = "-c listen_addresses=127.0.0.1 -c port=" + std::to_string(port_) + " -k " + dir_.path() +
+                                 " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200";
+        run({bin_ + "/pg_ctl", "-D", data_, "-l", dir_.file("log"), "-w", "-t", "60", "-o", opts, "start"},
+            std::chrono::seconds{70}, "pg_ctl start");
+    }
+    /// Stops it as an operator would (fast: open transactions are rolled back, clients are
+    /// disconnected).
+    void stop() {
+        run({bin_ + "/pg_ctl", "-D", data_, "-m", "fast", "-w", "-t", "60", "stop"}, std::chrono::seconds{70},
+            "pg_ctl stop");
+    }
+
+    int port() const noexcept { return port_; }
+    const std::string& socket_dir() const noexcept { return dir_.path(); }
+
+    /// A URL with the password, over TCP on loopback (as a fleet would connect).
+    std::string url(const std::string& db) const {
+        return "postgresql://" + std::string(user) + ":" + password + "@127.0.0.1:" + std::to_string(port_) + "/" + db;
+    }
+    /// A URL over the Unix socket (trust: no password).
+    std::string socket_url(const std::string& db) const {
+        return "postgresql:///" + db + "?host=" + dir_.path() + "&port=" + std::to_string(port_) + "&user=" + user;
+    }
+
+    /// A new, empty database; its name.
+    std::string create_database() {
+        static std::atomic<int> counter{0};
+        const std::string name = "t" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+        btest::pro::pg::connect_options o;
+        o.conninfo = socket_url("postgres");
+        btest::pro::pg::connection admin(o);
+        admin.exec("CREATE DATABASE " + name);
+        return name;
+    }
+
+    /// The server's log so far (for a failure message).
+    std::string log() const {
+        std::ifstream f(dir_.file("log"));
+        return std::string(std::istreambuf_iterator<char>(f), {});
+    }
+
+private:
+    static std::string& reason() {
+        static std::string r;
+        return r;
+    }
+
+    static int free_port() {
+        const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t len = sizeof a;
+        if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+            ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+            if (fd >= 0) ::close(fd);
+            throw std::runtime_error("no free loopback port");
+        }
+        ::close(fd);
+        return ntohs(a.sin_port);
+    }
+
+    void run(const std::vector<std::string>& argv, std::chrono::seconds limit, const char* what) const {
+        process_options po;
+        po.unprivileged = true;
+        po.cwd = dir_.path();
+        process p(argv.front(), {argv.begin() + 1, argv.end()}, po);
+        const int st = p.wait(limit);
+        if (st != 0)
+            throw std::runtime_error(std::string(what) + " failed (status " + std::to_string(st) + "): " + p.err() + p.out() +
+                                     "\nserver log:\n" + log());
+    }
+
+    std::string bin_;
+    temp_dir dir_;
+    std::string data_;
+    int port_ = 0;
+};
+
+/// The PostgreSQL backend of the shared storage suite (see sqlite_backend): a fresh database
+/// per temp_dir, in the process's throwaway cluster.
+struct pg_backend {
+    static constexpr const char* name = "postgresql";
+    static bool available() { return pg_cluster::shared() != nullptr; }
+    static std::string unavailable_reason() { return pg_cluster::unavailable_reason(); }
+    static std::string url(const temp_dir& dir) {
+        static std::mutex mu;
+        static std::map<std::string, std::string> dbs;
+        std::lock_guard lock(mu);
+        auto& db = dbs[dir.path()];
+        if (db.empty()) db = pg_cluster::shared()->create_database();
+        return pg_cluster::shared()->url(db);
+    }
+    static std::unique_ptr<btest::pro::storage> open(const temp_dir& dir) { return btest::pro::open_storage(url(dir)); }
+};
+
+/// At the top of a test that needs `Backend`: returns (a skip, with the reason as a warning)
+/// when it is not available here, fails when $BTEST_REQUIRE_POSTGRESQL says it must be.
+#define PRO_REQUIRE_BACKEND(Backend)                                                                 \
+    do {                                                                                             \
+        if (!Backend::available()) {                                                                 \
+            const char* must = std::getenv("BTEST_REQUIRE_POSTGRESQL");                              \
+            if (must && *must) FAIL(Backend::unavailable_reason());                                  \
+            WARN(Backend::unavailable_reason());                                                     \
+            return;                                                                                  \
+        }                                                                                            \
+    } while (0)
+
+} // namespace pro_test
