@@ -168,11 +168,14 @@ std::size_t service::flush_now(storage& db) {
 void service::expire_unrenewed(sys_ms now) {
     // A lease that was not renewed and would expire before the next flush could renew it:
     // its budget is no longer ours to spend (another server may sweep it at the expiry).
+    // (A flush interval above a quarter of the TTL is a misconfiguration; the margin stays
+    // a quarter of the TTL then.)
+    const auto margin = std::min<std::chrono::milliseconds>(cfg_.flush_interval, cfg_.ledger.lease_ttl / 4);
     std::vector<std::pair<std::int64_t, std::function<void(std::int64_t)>>> to_tell;
     {
         std::lock_guard lock(mu_);
         for (auto it = open_.begin(); it != open_.end();) {
-            if (now + cfg_.flush_interval >= it->second.expires) {
+            if (now + margin >= it->second.expires) {
                 to_tell.emplace_back(it->first, std::move(it->second.on_lease_lost));
                 it = open_.erase(it);
             } else {
