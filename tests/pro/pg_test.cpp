@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <csignal>
 #include <future>
 #include <mutex>
 #include <random>
@@ -160,7 +161,67 @@ TEST_CASE("pro: pg: URLs over TCP and the Unix socket; passwords stay out of mes
     CHECK(pg::redact_url("postgresql://u:p%40ss@h:5/d?sslmode=require&password=x") ==
           "postgresql://u:***@h:5/d?sslmode=require&password=***");
     CHECK(pg::redact_url("postgresql://u@h/d") == "postgresql://u@h/d");
+    // The pool rule (service.hpp): SQLite one connection, a database server one per io thread
+    // and one more.
+    CHECK(service::pool_size("sqlite:x.db", 8) == 1u);
+    CHECK(service::pool_size(pg.url(db), 4) == 5u);
+    CHECK(service::pool_size(pg.url(db), 0) == 2u);
     CHECK(pg::redact_url("postgresql:///d?host=/run/pg") == "postgresql:///d?host=/run/pg");
+}
+
+TEST_CASE("pro: pg: a server that stops answering costs a call its deadline, never a hang", "[pro][pg][outage]") {
+    PRO_REQUIRE_BACKEND(pg_backend);
+    auto& pg = *pg_cluster::shared();
+    // A listener that accepts and never says a word: the connection attempt times out.
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(fd, 4) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0);
+    open_options o;
+    o.connect_timeout = 500ms;
+    o.query_timeout = 800ms;
+    auto t0 = std::chrono::steady_clock::now();
+    auto mute = open_failure("postgresql://btest:pw@127.0.0.1:" + std::to_string(ntohs(a.sin_port)) + "/db", o);
+    CHECK(mute.code() == storage_errc::unavailable);
+    CHECK_THAT(mute.what(), Catch::Contains("no answer within 500 ms"));
+    CHECK(std::chrono::steady_clock::now() - t0 < 10s);
+    ::close(fd);
+
+    // A backend frozen mid-session (SIGSTOP: a hung host, as far as the client can tell).
+    std::vector<std::string> log;
+    o.log = [&](const std::string& line) { log.push_back(line); };
+    o.reconnect_min = 10ms;
+    auto db = open_storage(pg.url(pg.create_database()), o);
+    pg::connect_options co;
+    co.conninfo = pg.url("postgres");
+    pg::connection admin(co);
+    // The backend of `db`: the newest connection of its database.
+    const auto pid = static_cast<pid_t>(
+        admin.exec("SELECT pid FROM pg_stat_activity WHERE datname <> 'postgres' AND backend_type = 'client backend' "
+                   "ORDER BY backend_start DESC LIMIT 1")
+            .int64(0, 0));
+    REQUIRE(::kill(pid, SIGSTOP) == 0);
+    t0 = std::chrono::steady_clock::now();
+    storage_errc code = storage_errc::io;
+    try {
+        db->list_accounts();
+    } catch (const storage_error& e) {
+        code = e.code();
+    }
+    const auto took = std::chrono::steady_clock::now() - t0;
+    ::kill(pid, SIGCONT);
+    CHECK(code == storage_errc::unavailable);
+    CHECK(took < 10s);  // the 800 ms deadline, not a hang (the log line says which)
+    REQUIRE_FALSE(log.empty());
+    CHECK_THAT(log.front(), Catch::Contains("no answer within 800 ms"));
+    // The next call reconnects (at once: the first attempt after a loss) and works.
+    CHECK(db->list_accounts().empty());
+    CHECK_THAT(log.back(), Catch::Contains("available again"));
+    CHECK(db->reconnect());
 }
 
 TEST_CASE("pro: pg: read-only commands do not create tables; a new database gets the schema once, also from "
