@@ -73,7 +73,11 @@ public:
         return cluster.get();
     }
 
-    pg_cluster() : bin_(bindir()) {
+    /// Test settings trade durability for speed; a benchmark passes "" for PostgreSQL's
+    /// defaults (fsync and synchronous_commit on).
+    static constexpr const char* fast_settings = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off";
+
+    explicit pg_cluster(std::string settings = fast_settings) : bin_(bindir()), settings_(std::move(settings)) {
         if (bin_.empty()) throw std::runtime_error("PostgreSQL binaries not found");
         const bool root = ::geteuid() == 0;
         if (root && ::chown(dir_.path().c_str(), 65534, 65534) != 0) throw std::runtime_error("cannot chown the cluster dir");
@@ -104,7 +108,7 @@ public:
     /// Starts the postmaster (again) on the same socket directory and port.
     void start() {
         const std::string opts = "-c listen_addresses=127.0.0.1 -c port=" + std::to_string(port_) + " -k " + dir_.path() +
-                                 " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200";
+                                 " -c max_connections=200 " + settings_;
         run({bin_ + "/pg_ctl", "-D", data_, "-l", dir_.file("log"), "-w", "-t", "60", "-o", opts, "start"},
             std::chrono::seconds{70}, "pg_ctl start");
     }
@@ -177,6 +181,7 @@ private:
     }
 
     std::string bin_;
+    std::string settings_;
     temp_dir dir_;
     std::string data_;
     int port_ = 0;
