@@ -93,7 +93,17 @@ public:
         run({bin_ + "/initdb", "-D", data_, "-U", user, "--pwfile=" + pwfile, "--auth-local=trust",
              "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"},
             std::chrono::seconds{120}, "initdb");
-        start();
+        // The free port may be taken by someone else before the postmaster binds it (another
+        // test process doing the same): try another.
+        for (int attempt = 0;; ++attempt) {
+            try {
+                start();
+                break;
+            } catch (const std::exception&) {
+                if (attempt == 2) throw;
+                port_ = free_port();
+            }
+        }
     }
     pg_cluster(const pg_cluster&) = delete;
     pg_cluster& operator=(const pg_cluster&) = delete;
