@@ -31,27 +31,36 @@ void db_credentials::refresh_now() {
     const auto old = current();
 
     // Only the database work runs on the worker: the generation and, if it moved, the rows.
+    // A failure comes back as a value and is thrown again here: an exception object shared
+    // between threads through exception_ptr is reference-counted inside libstdc++, where
+    // ThreadSanitizer cannot see the synchronisation.
     struct loaded {
         std::int64_t generation = 0;
         std::optional<std::vector<account>> accounts;
+        std::optional<storage_failure> failure;
     };
     std::promise<loaded> p;
     auto f = p.get_future();
     svc_.post([&p, known = old->generation](storage& db) {
+        loaded l;
         try {
-            loaded l;
             l.generation = db.accounts_generation();
             if (l.generation != known) {
                 // The generation is read first: a write that lands between the two reads is
                 // in the rows already and makes the next check reload once more.
                 l.accounts = db.list_accounts();
             }
-            p.set_value(std::move(l));
-        } catch (...) {
-            p.set_exception(std::current_exception());
+        } catch (const storage_error& e) {
+            l.accounts.reset();
+            l.failure = storage_failure{e.code(), e.what()};
+        } catch (const std::exception& e) {
+            l.accounts.reset();
+            l.failure = storage_failure{storage_errc::io, e.what()};
         }
+        p.set_value(std::move(l));
     });
-    loaded l = f.get();  // rethrows a storage_error from the worker
+    loaded l = f.get();
+    if (l.failure) throw storage_error(l.failure->code, l.failure->message);
     if (!l.accounts) return;
 
     // Prepare off the worker: a redp1 loop per new or changed record.
