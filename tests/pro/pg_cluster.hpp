@@ -9,13 +9,16 @@
 // unless $BTEST_REQUIRE_POSTGRESQL is set (CI), where a missing cluster is a failure.
 //
 // One cluster per test process, started on first use (about two seconds: initdb dominates)
-// and stopped when the process exits; each test takes a fresh database of its own.
+// and stopped when the process exits (a watchdog stops it if the process dies instead); each
+// test takes a fresh database of its own.
 #pragma once
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -90,6 +93,7 @@ public:
             f << password << "\n";
         }
         if (root && ::chown(pwfile.c_str(), 65534, 65534) != 0) throw std::runtime_error("cannot chown the password file");
+        start_watchdog(root);
         run({bin_ + "/initdb", "-D", data_, "-U", user, "--pwfile=" + pwfile, "--auth-local=trust",
              "--auth-host=scram-sha-256", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"},
             std::chrono::seconds{120}, "initdb");
@@ -113,6 +117,8 @@ public:
                 "pg_ctl stop");
         } catch (...) {
         }
+        if (watch_fd_ >= 0) ::close(watch_fd_);  // the watchdog finds nothing left to stop
+        if (watchdog_ > 0) ::waitpid(watchdog_, nullptr, 0);
     }
 
     /// Starts the postmaster (again) on the same socket directory and port.
@@ -164,6 +170,35 @@ private:
         return r;
     }
 
+    /// A shell that waits for this process to go away, however it goes (a sanitizer abort, a
+    /// ctest timeout's SIGKILL), then stops the postmaster and removes the directory: a test
+    /// process that dies never leaves a cluster running. It reads a pipe whose only writer is
+    /// this process (close-on-exec, so no child holds it), and keeps none of our output open.
+    void start_watchdog(bool root) {
+        int fds[2];
+        if (::pipe(fds) != 0) throw std::runtime_error("pipe failed");
+        ::fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+        const std::string as = root ? "runuser -u nobody -- " : "";
+        const std::string script = "cat >/dev/null; if [ -f " + data_ + "/postmaster.pid ]; then " + as + bin_ +
+                                   "/pg_ctl -D " + data_ + " -m immediate -w stop; fi; rm -rf " + dir_.path();
+        watchdog_ = ::fork();
+        if (watchdog_ == 0) {
+            ::dup2(fds[0], 0);
+            const int null = ::open("/dev/null", O_WRONLY);
+            ::dup2(null, 1);
+            ::dup2(null, 2);
+            ::setsid();  // not in the test's process group: a kill of the group still leaves it to clean up
+            ::execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
+            ::_exit(127);
+        }
+        ::close(fds[0]);
+        if (watchdog_ < 0) {
+            ::close(fds[1]);
+            throw std::runtime_error("fork failed");
+        }
+        watch_fd_ = fds[1];
+    }
+
     static int free_port() {
         const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
         sockaddr_in a{};
@@ -195,6 +230,8 @@ private:
     temp_dir dir_;
     std::string data_;
     int port_ = 0;
+    pid_t watchdog_ = -1;
+    int watch_fd_ = -1;
 };
 
 /// The PostgreSQL backend of the shared storage suite (see sqlite_backend): a fresh database
