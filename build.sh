@@ -17,7 +17,8 @@ APP_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
               libbotan-2-dev libboost1.81-dev librange-v3-dev libcli11-dev libfmt-dev
               libcpp-httplib-dev libtoml11-dev)
 PACKAGES=("${APP_PACKAGES[@]}" catch2 libbenchmark-dev
-          clang libclang-rt-14-dev iproute2 procps systemd groff-base prometheus)
+          clang libclang-rt-14-dev iproute2 procps systemd groff-base prometheus
+          libsqlite3-dev libpq-dev)
 
 install_deps() {
     local missing=() wanted=("${PACKAGES[@]}")
@@ -41,7 +42,7 @@ configure_and_build() {
     if [ "${1:-}" = app ]; then parts=OFF; target=(--target btest); fi
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-RelWithDebInfo}" \
         -DBTEST_BUILD_TESTS=$parts -DBTEST_BUILD_FUZZERS=$parts -DBTEST_BUILD_BENCHMARKS=$parts \
-        -DBTEST_BUILD_EXAMPLES=$parts \
+        -DBTEST_BUILD_EXAMPLES=$parts -DBTEST_BUILD_PRO=$parts \
         ${CXX:+-DCMAKE_CXX_COMPILER="$CXX"} "${launcher[@]}" ${CMAKE_ARGS:-} >/dev/null
     cmake --build "$BUILD_DIR" -j "$JOBS" "${target[@]}"
 }
