@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <csignal>
 #include <chrono>
 #include <climits>
 #include <cstring>
@@ -501,6 +502,26 @@ TEST_CASE("hostile: 10000 connections opened and dropped", "[hostile]") {
     CHECK(failed <= 100);
     CHECK(took < 25s);
     t.check_healthy("10,000 connections");
+}
+
+TEST_CASE("hostile: a backlog full of dropped connections does not crowd out a real client", "[hostile]") {
+    // The server is frozen while 2,000 connections are opened and dropped, so all of them wait
+    // in its accept queue ahead of the legitimate client: dead peers must not take the
+    // handshake slots (max sessions + slack) the real one needs.
+    target t(109);
+    REQUIRE(::kill(t.pid(), SIGSTOP) == 0);
+    std::size_t opened = 0;
+    for (unsigned n = 0; n < 2000; ++n) {
+        conn c;
+        if (!c.open(src(2 + n % 249), t.port(), 2000ms)) break;
+        if (n % 2) c.reset();
+        else c.close();
+        ++opened;
+    }
+    REQUIRE(::kill(t.pid(), SIGCONT) == 0);
+    INFO(opened << " dropped connections queued");
+    CHECK(opened >= 1000);
+    t.check_healthy("a backlog of dropped connections");
 }
 
 TEST_CASE("hostile: garbage after HELLO is closed at once without a reply", "[hostile]") {

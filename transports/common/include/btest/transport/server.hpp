@@ -583,6 +583,13 @@ private:
             peer.length = sizeof peer.storage;
             unique_fd fd(::accept4(l.fd.get(), peer.data(), &peer.length, SOCK_NONBLOCK | SOCK_CLOEXEC));
             if (fd) {
+                // A peer that already hung up (a flood of connect-and-drop sits in the backlog
+                // behind a real client) is closed here, before it takes a handshake slot: the
+                // client speaks only after our HELLO, so anything but "no data yet" or data
+                // means EOF or a reset.
+                std::byte probe{};
+                const auto got = ::recv(fd.get(), &probe, 1, MSG_PEEK | MSG_DONTWAIT);
+                if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) continue;
                 route(std::move(fd), peer);
                 continue;
             }
