@@ -130,7 +130,7 @@ std::uint64_t spend_all(service& svc, std::int64_t id, std::uint64_t budget, std
 
 } // namespace
 
-TEST_CASE("pro: pg: URLs over TCP and the Unix socket; passwords stay out of messages", "[pro][pg]") {
+TEST_CASE("pro: pg: URLs over TCP and the Unix socket, passwords stay out of messages", "[pro][pg]") {
     PRO_REQUIRE_BACKEND(pg_backend);
     auto& pg = *pg_cluster::shared();
     const auto db = pg.create_database();
@@ -226,7 +226,7 @@ TEST_CASE("pro: pg: a server that stops answering costs a call its deadline, nev
     CHECK(db->reconnect());
 }
 
-TEST_CASE("pro: pg: read-only commands do not create tables; a new database gets the schema once, also from "
+TEST_CASE("pro: pg: read-only commands do not create tables, a new database gets the schema once, also from "
           "servers starting together",
           "[pro][pg]") {
     PRO_REQUIRE_BACKEND(pg_backend);

@@ -193,7 +193,7 @@ struct raw_test {
 
 } // namespace
 
-TEST_CASE("multi: joins after, before and interleaved with data on the primary; every byte counted") {
+TEST_CASE("multi: joins after, before and interleaved with data on the primary, every byte counted") {
     for (int order = 0; order < 3; ++order) {
         INFO("order " << order);
         raw_test t(3);
@@ -243,7 +243,7 @@ TEST_CASE("multi: joins after, before and interleaved with data on the primary; 
     }
 }
 
-TEST_CASE("multi: a wrong token or another IP never joins; the pending session is unaffected") {
+TEST_CASE("multi: a wrong token or another IP never joins, the pending session is unaffected") {
     raw_test t(2);
     const auto wrong = t.join(static_cast<std::uint16_t>(t.token ^ 0x0101));
     const auto other_ip = t.join(t.token, ip_address::v4(10, 7, 7, 8));

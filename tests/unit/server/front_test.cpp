@@ -53,7 +53,7 @@ TEST_CASE("front: HELLO, then a COMMAND routes a new test and the rest of the by
     CHECK(policy.connections().addresses() == 0);
 }
 
-TEST_CASE("front: a JOIN of a pending test from the same address is routed to it; others are not") {
+TEST_CASE("front: a JOIN of a pending test from the same address is routed to it, others are not") {
     server_policy policy;
     server_front f({}, policy);
     seeded_entropy rng{3};

@@ -64,7 +64,7 @@ struct admitted {
 
 } // namespace
 
-TEST_CASE("admission: nothing is written until the transport answers; a refusal sends no OK word") {
+TEST_CASE("admission: nothing is written until the transport answers, a refusal sends no OK word") {
     admitted a("01 02 01 00 00 80 00 00 00 00 00 00 00 00 00 00");  // TCP, client receives
     auto rq = a.s->poll_request();
     REQUIRE(rq);
@@ -116,7 +116,7 @@ TEST_CASE("budget: a receiver ends on the chunk that went past it, and read_limi
     CHECK(a.s->summary().rx.bytes == 50'001);  // what really arrived is what it counts
 }
 
-TEST_CASE("budget: a refill asked below the mark lets the sender go on; without one it stops") {
+TEST_CASE("budget: a refill asked below the mark lets the sender go on, without one it stops") {
     admitted a("01 02 01 00 00 80 00 00 00 00 00 00 00 00 00 00");
     (void)a.s->poll_request();
     a.s->admit({}, byte_budget{4 * 32768, std::nullopt, std::nullopt}, 2 * 32768);
@@ -138,7 +138,7 @@ TEST_CASE("budget: a refill asked below the mark lets the sender go on; without 
     CHECK(a.s->summary().reason == end_reason::quota_exhausted);
 }
 
-TEST_CASE("budget: UDP datagrams count with their headers; a sender never goes past") {
+TEST_CASE("budget: UDP datagrams count with their headers, a sender never goes past") {
     // UDP, client receives, 1500-byte datagrams: 1500 wire bytes each.
     admitted a("00 02 01 00 dc 05 00 00 00 00 00 00 00 00 00 00");
     (void)a.s->poll_request();
