@@ -361,7 +361,7 @@ public:
         if (ec == btest::errc::auth_required) msg += ": pass -a/-p";
         if ((ec == btest::errc::not_a_btest_server || ec == btest::errc::peer_closed) && !sum.started && cli &&
             cli->control_bytes_received() == 0)
-            msg = "the server closed the connection without a greeting (server busy: max sessions reached?)";
+            msg = "the server closed the connection without a greeting (server busy: max sessions reached? this address not allowed?)";
         if (sum.started && reason == btest::end_reason::peer_closed) msg = "test cut short: " + msg;
         p_.err("btest: " + msg);
         p_.error_object(msg, error_name(ec), status, peer_);

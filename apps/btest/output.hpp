@@ -60,6 +60,7 @@ inline const char* error_name(const std::error_code& ec) {
     case btest::errc::resource_limit: return "resource_limit";
     case btest::errc::max_duration: return "max_duration";
     case btest::errc::transport_error: return "transport_error";
+    case btest::errc::test_refused: return "test_refused";
     default: return "protocol_error";
     }
 }

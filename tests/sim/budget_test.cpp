@@ -148,3 +148,56 @@ TEST_CASE("budget: a test refused at admission sends no OK word and moves nothin
     CHECK(w.client().down().tcp_bytes_delivered == 4);  // HELLO only
     check_no_leaks(w);
 }
+
+TEST_CASE("budget: a refusal after a login is test_refused for EC-SRP5, a failed login for MD5 (§12.5)") {
+    // EC-SRP5: the server's MSG4 proves it accepted the login, so a close without the result
+    // word is the server refusing the test. MD5 has no such proof: EOF in WAIT_RESULT is
+    // "authentication failed" (§5), and a refused test cannot be told from it.
+    const auto method = GENERATE(auth_method::ec_srp5, auth_method::md5);
+    INFO((method == auth_method::ec_srp5 ? "ec-srp5" : "md5"));
+    client_config c;
+    c.dir = direction::receive;
+    c.test_duration = 5s;
+    c.user = "user";
+    c.password = "secret";
+    memory::world_config wc;
+    wc.server.auth = method;
+    wc.users = {{"user", "secret"}};
+    wc.server.ask_admission = true;
+    wc.admission = [](const server_session&) {
+        memory::admission_decision a;
+        a.admit = false;
+        return a;
+    };
+    memory::world w{c, wc, memory::link_model{}};
+    REQUIRE(w.run_until_finished(5s));
+    w.run_for(1s);
+    const auto s = w.client().summary();
+    CHECK_FALSE(s.started);
+    CHECK(s.rx.bytes == 0);
+    CHECK(s.error == (method == auth_method::ec_srp5 ? errc::test_refused : errc::auth_failed));
+    const auto closed = closed_event(w.server_events());
+    REQUIRE(closed);
+    CHECK(closed->error == errc::quota_exhausted);
+    check_no_leaks(w);
+}
+
+TEST_CASE("budget: a wrong EC-SRP5 password stays auth_failed with admission asked") {
+    client_config c;
+    c.user = "user";
+    c.password = "wrong";
+    memory::world_config wc;
+    wc.server.auth = auth_method::ec_srp5;
+    wc.users = {{"user", "secret"}};
+    wc.server.ask_admission = true;
+    bool asked = false;
+    wc.admission = [&](const server_session&) {
+        asked = true;
+        return memory::admission_decision{};
+    };
+    memory::world w{c, wc, memory::link_model{}};
+    REQUIRE(w.run_until_finished(5s));
+    CHECK(w.client().summary().error == errc::auth_failed);
+    CHECK_FALSE(asked);  // admission follows a login that succeeded, never a failed one
+    check_no_leaks(w);
+}

@@ -44,6 +44,7 @@ enum class errc {
     quota_exhausted,          ///< server: the test was refused because a byte quota is spent
     quota_unavailable,        ///< server: the quota store cannot be reached
     address_denied,           ///< server: the peer's address is not allowed
+    test_refused,             ///< client: the server closed after a proven login (a limit or quota)
 };
 
 namespace detail {
@@ -81,6 +82,7 @@ public:
         case errc::quota_exhausted: return "quota exhausted";
         case errc::quota_unavailable: return "quota store unavailable";
         case errc::address_denied: return "address not allowed";
+        case errc::test_refused: return "the server refused the test after the login (a server limit or a spent quota)";
         }
         return "unknown btest error";
     }

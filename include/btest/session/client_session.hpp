@@ -264,6 +264,7 @@ private:
         auto p = wire::decode_ecsrp5_proof(payload);
         if (!p || ec_->on_msg4(*p)) return fail(now, errc::auth_failed);
         ec_.reset();
+        server_proved_ = true;
         set_phase(0, phase::wait_result);
         arm_handshake(now);
     }
@@ -335,8 +336,11 @@ private:
             return;
         }
         // EOF while waiting for the auth result or the EC-SRP5 proof is "authentication failed"
-        // (§5); anywhere else it is the peer closing.
+        // (§5) — unless the server has proven with MSG4 that it accepted our proof: then it
+        // refused the test itself (a server limit, a spent quota; [Design] §12.5). Anywhere else
+        // it is the peer closing.
         const auto p = phase_of(0);
+        if (p == phase::wait_result && server_proved_) return fail(now, errc::test_refused);
         if (p == phase::wait_result || p == phase::wait_ec2 || p == phase::wait_ec4) return fail(now, errc::auth_failed);
         // Before HELLO too: a server that closes at once (e.g. at its session limit, §12.4) is
         // not shown to be anything but closed.
@@ -368,6 +372,7 @@ private:
     std::uint16_t udp_port_ = 0;
     std::uint32_t joined_ = 0;
     std::uint32_t join_failed_ = 0;
+    bool server_proved_ = false;  ///< EC-SRP5: the server's MSG4 proof checked out
 };
 
 } // namespace btest

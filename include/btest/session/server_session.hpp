@@ -83,11 +83,14 @@ public:
         return error();
     }
 
-    /// Refuses the test (a server limit, a spent quota, §12.4): the session ends now with
-    /// `why`, and nothing it has not yet written goes out — an OK word still queued is never
-    /// sent. The answer to an admission_request that says no.
+    /// Refuses the test (a server limit, a spent quota, §12.4, §12.5): the session ends now
+    /// with `why`, and no OK word is ever sent. The answer to an admission_request that says
+    /// no: what the login queued still goes out first — EC-SRP5's MSG4, the server's proof,
+    /// by which a client tells a refused test from a failed login.
     std::error_code refuse(time_point now, std::error_code why = make_error_code(errc::resource_limit)) {
-        if (!finished() && !closing()) fail(now, why);
+        if (finished() || closing()) return error();
+        if (phase_of(0) == phase::admission) finish(now, end_reason::failure, why, /*flush=*/true);
+        else fail(now, why);
         return error();
     }
 

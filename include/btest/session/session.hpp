@@ -128,13 +128,17 @@ public:
 
     /// TCP bytes the session accepts on `conn` now: with a receive budget, what is left of it
     /// plus one byte (so that the read that crosses it ends the test); otherwise unlimited. A
-    /// transport reads no more than this per feed(), so a quota holds to the byte.
+    /// transport reads no more than this per feed(), so a quota holds to the byte. While a
+    /// refill is on its way it is only what is left, and 0 when nothing is: the transport then
+    /// stops reading (the peer waits in TCP flow control) until add_budget() — after which
+    /// this is more than 0 again, and the transport reads on.
     std::size_t read_limit(std::uint32_t conn) const noexcept {
         (void)conn;
         if (!budget_.limited()) return std::numeric_limits<std::size_t>::max();
         const std::uint64_t room = budget_.rx_room();
-        return room >= std::numeric_limits<std::size_t>::max() ? std::numeric_limits<std::size_t>::max()
-                                                               : static_cast<std::size_t>(room + 1);
+        const std::uint64_t past = budget_.refill_pending() ? 0 : 1;
+        return room >= std::numeric_limits<std::size_t>::max() - past ? std::numeric_limits<std::size_t>::max()
+                                                                      : static_cast<std::size_t>(room + past);
     }
 
     /// The one deadline: handshake/join/idle/max timeouts, STATUS and report ticks, the end of
@@ -265,9 +269,12 @@ public:
         return error_;
     }
 
-    /// Ends the test now: everything is closed, nothing more is sent (PROTOCOL §12.1).
-    std::error_code stop(time_point now) {
-        if (!done_ && !closing_) finish(now, end_reason::stopped, {});
+    /// Ends the test now: everything is closed, nothing more is sent (PROTOCOL §12.1). `why`
+    /// is how the summary says it ended: stopped (Ctrl-C, a server shutting down), or a reason
+    /// the embedder decided (max_duration, quota_exhausted, quota_unavailable, ...); not failure.
+    std::error_code stop(time_point now, end_reason why = end_reason::stopped) {
+        assert(why != end_reason::failure);
+        if (!done_ && !closing_) finish(now, why == end_reason::failure ? end_reason::stopped : why, {});
         return error_;
     }
 

@@ -94,6 +94,7 @@ struct tcp_link {
     std::size_t wlen = 0;
     bool read_done = false;        ///< EOF or an error seen: no more reads
     bool read_more = false;        ///< stopped reading with data possibly left: continue soon
+    bool read_paused = false;      ///< read_limit() was 0 (a budget refill on its way): not reading
     bool write_blocked = false;    ///< waits for writability
     bool write_failed = false;
     bool reported = false;         ///< the session was told the connection closed
@@ -110,7 +111,7 @@ struct tcp_link {
     }
     /// The readiness it wants reported now.
     void update_interest() {
-        if (fd) r.want(watch, !read_done, write_blocked);
+        if (fd) r.want(watch, !read_done && !read_paused, write_blocked);
     }
     /// Writes what remains of the pending bytes without blocking: done, blocked or failed.
     enum class send_result : std::uint8_t { done, blocked, failed };
@@ -193,6 +194,12 @@ public:
                 if (!keep_connection(l->index)) {
                     l->close();
                     continue;
+                }
+                if (l->read_paused && sess().read_limit(l->index) > 0) {  // a refill came
+                    l->read_paused = false;
+                    l->update_interest();
+                    l->read_more = true;
+                    post_yield();
                 }
                 write_tcp(*l, now);
             }
@@ -312,7 +319,11 @@ private:
         for (int round = 0; round < detail::tcp_read_rounds; ++round) {
             if (l.read_done || l.closed() || done_) return;
             const std::size_t want = std::min(l.rcap, sess().read_limit(l.index));
-            if (want == 0) return;
+            if (want == 0) {  // until the session has room again (pump() looks)
+                l.read_paused = true;
+                l.update_interest();
+                return;
+            }
             const ssize_t r = ::recv(l.fd.get(), l.rbuf.get(), want, MSG_DONTWAIT);
             if (r > 0) {
                 const auto n = static_cast<std::size_t>(r);

@@ -14,6 +14,7 @@
 #include <system_error>
 
 #include "btest/core/address.hpp"
+#include "btest/core/time.hpp"
 #include "btest/server/address_filter.hpp"
 #include "btest/server/join_registry.hpp"
 #include "btest/server/limits.hpp"
@@ -23,6 +24,7 @@
 #include "btest/session/client_session.hpp"
 #include "btest/session/config.hpp"
 #include "btest/session/server_session.hpp"
+#include "btest/session/stats.hpp"
 #include "btest/transport/socket.hpp"
 #include "btest/wire/command.hpp"
 
@@ -129,17 +131,46 @@ private:
 
 // ---- the server ------------------------------------------------------------------------------
 
-/// What an admission hook decides for one test (or one budget refill).
+/// What an admission hook decides for one test.
 struct admission_decision {
     bool admit = true;                   ///< false: the test is refused with `refusal`
-    byte_budget budget{};                ///< the test's budget (refill: what is added)
+    byte_budget budget{};                ///< the test's budget (nothing limited: none)
     std::uint64_t refill_below = 0;      ///< ask for more below this many bytes (0: never)
     budget_end end = budget_end::quota_exhausted;  ///< how the test ends if the budget runs out
     std::error_code refusal = make_error_code(errc::quota_exhausted);
 };
-/// Delivers a decision; may be called from any thread, once. Calling it after the test is gone
-/// does nothing.
-using admission_callback = std::function<void(const admission_decision&)>;
+
+/// A handle on one test for its admission hook: what the hook decides reaches the test on its
+/// own io thread. Copyable; every member may be called from any thread, at any time — on a
+/// test that is over, nothing happens. Call admit() once, in answer to admission_hook::admit().
+class test_control {
+public:
+    test_control() = default;
+    explicit test_control(std::function<void(std::function<void(server_session&)>)> on_test) : on_test_(std::move(on_test)) {}
+
+    /// The answer to admit(): the test starts (with its budget) or is refused.
+    void admit(const admission_decision& a) const {
+        run([a](server_session& s) {
+            if (a.admit) s.admit(clock::now(), a.budget, a.refill_below, a.end);
+            else s.refuse(clock::now(), a.refusal);
+        });
+    }
+    /// More budget (the answer to refill(), or any time); `if_exhausted`: how the test ends
+    /// should this not be enough. An empty `more` says there is no more.
+    void add_budget(const byte_budget& more, budget_end if_exhausted = budget_end::quota_exhausted) const {
+        run([more, if_exhausted](server_session& s) { s.add_budget(clock::now(), more, if_exhausted); });
+    }
+    /// Ends the test now, with `why` (e.g. quota_unavailable when its lease is lost).
+    void end(end_reason why) const {
+        run([why](server_session& s) { s.stop(clock::now(), why); });
+    }
+
+private:
+    void run(std::function<void(server_session&)> f) const {
+        if (on_test_) on_test_(std::move(f));
+    }
+    std::function<void(std::function<void(server_session&)>)> on_test_;
+};
 
 /// An authenticated test asks to start (server_config::ask_admission is set for the hook).
 struct admission_query {
@@ -151,17 +182,20 @@ struct admission_query {
 
 /// A public server's quotas: decides whether each test may start and with what byte budget,
 /// and tops budgets up. Called on the test's io thread, one call at a time per test; it must
-/// not block (answer later, from any thread). Must outlive the server.
+/// not block: answer later through the test_control, from any thread. Must outlive the
+/// server, and answer nothing after the server is destroyed.
 class admission_hook {
 public:
     virtual ~admission_hook() = default;
-    virtual void admit(const admission_query& q, admission_callback answer) = 0;
-    /// The test's budget runs low (`left` is what remains): answer with what to add (budget),
-    /// or with nothing to let it run out.
-    virtual void refill(std::uint64_t test_id, const byte_budget& left, admission_callback answer) {
+    /// Answer with ctl.admit(); keep `ctl` to act on the test later (end it, add budget).
+    virtual void admit(const admission_query& q, test_control ctl) = 0;
+    /// The test's budget runs low: `left` is what remains, `so_far` what it moved. Answer with
+    /// ctl.add_budget() (an empty budget: no more).
+    virtual void refill(std::uint64_t test_id, const byte_budget& left, const test_summary& so_far, test_control ctl) {
         (void)test_id;
         (void)left;
-        answer(admission_decision{});
+        (void)so_far;
+        ctl.add_budget({});
     }
 };
 

@@ -489,17 +489,10 @@ private:
                     session_->admit(now);
                     return;
                 }
-                srv_.opt_.admission->admit(admission_query{id_, peer_, session_->user(), session_->command()},
-                                           answer([](server_session& s, const admission_decision& a) {
-                                               if (a.admit) s.admit(clock::now(), a.budget, a.refill_below, a.end);
-                                               else s.refuse(clock::now(), a.refusal);
-                                           }));
+                srv_.opt_.admission->admit(admission_query{id_, peer_, session_->user(), session_->command()}, control());
             } else if (std::holds_alternative<budget_request>(rq)) {
-                if (!srv_.opt_.admission) return;
-                srv_.opt_.admission->refill(id_, session_->budget_left(),
-                                            answer([](server_session& s, const admission_decision& a) {
-                                                s.add_budget(clock::now(), a.budget, a.end);
-                                            }));
+                if (srv_.opt_.admission)
+                    srv_.opt_.admission->refill(id_, session_->budget_left(), session_->summary(now), control());
             }
         }
         socket_address udp_destination(const datagram& d) const override {
@@ -511,17 +504,18 @@ private:
         }
 
     private:
-        /// A callback for the admission hook: the decision comes back on this test's thread.
-        template <class Apply>
-        admission_callback answer(Apply apply) {
-            return [w = std::weak_ptr<basic_driver<R>>(this->shared_from_this()), r = &sh_.r, apply](const admission_decision& a) {
-                r->post([w, a, apply] {
+        /// The admission hook's handle on this test: what it decides runs on this test's thread
+        /// (and nowhere once the test is over).
+        test_control control() {
+            return test_control([w = std::weak_ptr<basic_driver<R>>(this->shared_from_this()), r = &sh_.r](
+                                    std::function<void(server_session&)> f) {
+                r->post([w, f = std::move(f)] {
                     auto d = w.lock();
                     if (!d || d->done()) return;
-                    apply(static_cast<session_driver&>(*d).session(), a);
+                    f(static_cast<session_driver&>(*d).session());
                     d->pump();
                 });
-            };
+            });
         }
 
         void release() {

@@ -526,7 +526,13 @@ private:
         if (!c.server) return;
         auto& s = c.server->core();
         while (!b.empty() && !s.finished()) {
-            const auto n = std::min(b.size(), s.read_limit(c.server_idx));
+            auto n = std::min(b.size(), s.read_limit(c.server_idx));
+            if (n == 0) {  // a budget refill on its way: the world answers it now, then reads on
+                pump(*c.server);
+                if (!c.server || s.finished()) break;
+                n = std::min(b.size(), s.read_limit(c.server_idx));
+                if (n == 0) break;  // (an answered refill always leaves room, or one byte)
+            }
             l.stats().tcp_bytes_delivered += n;
             c.up_delivered += n;
             s.feed(c.server_idx, now(), b.first(n));
