@@ -401,6 +401,30 @@ TEMPLATE_TEST_CASE("pro: ledger: a spent quota refuses new tests only for the di
     CHECK(l.open_test(*db, request("192.0.2.50"), utc(2024, 5, 9, 0)).admitted);
 }
 
+TEMPLATE_TEST_CASE("pro: ledger: less left than one chunk or datagram of the test is a refusal", "[pro][storage][ledger]",
+                   pro_test::sqlite_backend, pro_test::pg_backend) {
+    PRO_REQUIRE_BACKEND(TestType);
+    temp_dir dir;
+    auto db = TestType::open(dir);
+    auto l = make_ledger(100 * MB);
+    set_ip_quota(*db, limit(window::daily, quota_dir::total, 10 * MB));
+    const auto t0 = utc(2024, 5, 8, 10);
+    auto first = l.open_test(*db, request("192.0.2.60"), t0);
+    REQUIRE(first.admitted);
+    l.close_test(*db, first.session_id, result(10 * MB - 1000, 0), {}, t0 + 5s);  // 1000 bytes left
+
+    auto udp = request("192.0.2.60");
+    udp.min_grant = 1500;  // a 1500-byte datagram cannot fit
+    auto refused = l.open_test(*db, udp, t0 + 6s);
+    CHECK_FALSE(refused.admitted);
+    CHECK_THAT(refused.detail, Catch::Contains("daily total quota 10M"));
+
+    udp.min_grant = 1000;  // a 1000-byte one can
+    auto ok = l.open_test(*db, udp, t0 + 7s);
+    REQUIRE(ok.admitted);
+    CHECK(ok.budget.total == 1000u);
+}
+
 TEMPLATE_TEST_CASE("pro: ledger: an unrenewed lease expires, returns its reservation and closes its session",
                    "[pro][storage][ledger]", pro_test::sqlite_backend, pro_test::pg_backend) {
     PRO_REQUIRE_BACKEND(TestType);

@@ -118,7 +118,8 @@ ledger::grant_outcome ledger::grant(storage& db, lease& l, const test_request* r
         for (auto d : all_quota_dirs) {
             const bool used = d == quota_dir::total || (d == quota_dir::in && req->server_receives) ||
                               (d == quota_dir::out && req->server_sends);
-            if (used && limited[idx(d)] && granted[idx(d)] == 0) return {true, tightest[idx(d)]};
+            if (used && limited[idx(d)] && granted[idx(d)] < std::max<std::uint64_t>(1, req->min_grant))
+                return {true, tightest[idx(d)]};
         }
     }
     return {};

@@ -84,6 +84,9 @@ struct test_request {
     /// a direction it uses (and for total); an unused direction still gets what is left.
     bool server_sends = true;
     bool server_receives = true;
+    /// The test's unit (a TCP chunk, a UDP datagram): a direction it uses with less than this
+    /// left is refused, since the test could not move a single one.
+    std::uint64_t min_grant = 1;
 };
 
 /// Allowances since the start of the test, per direction seen from the server; nullopt: no
