@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <future>
+#include <set>
 #include <thread>
 
 #include <sqlite3.h>
@@ -311,4 +312,103 @@ TEST_CASE("pro: crash: a server killed with SIGKILL mid-test leaves its flushed 
     auto s = db->find_session(session);
     CHECK(s->ended_by == "server_lost");
     CHECK(s->tx_bytes == used.out);
+}
+
+TEST_CASE("pro: service: test starts and ends queued behind a busy worker share commits and are all answered",
+          "[pro][service]") {
+    temp_dir dir;
+    fake_clock clock;
+    auto check = pro_test::sqlite_backend::open(dir);
+    {
+        write_transaction tx(*check);
+        check->set_ip_quota(limit(window::daily, quota_dir::total, 10 * MB));
+        tx.commit();
+    }
+    service svc(pro_test::sqlite_backend::open(dir), config(clock, 1h));
+
+    // Hold the worker so that the jobs queue up behind it, then let them run as a group.
+    std::promise<void> release;
+    auto held = release.get_future().share();
+    svc.post([held](storage&) { held.wait(); });
+    constexpr int n = 40;
+    std::vector<std::future<async_result<open_result>>> opened;
+    for (int i = 0; i < n; ++i) {
+        auto [cb, f] = completion<async_result<open_result>>();
+        svc.open_test(request("192.0.2.77", "", static_cast<std::uint16_t>(42000 + i)), cb);
+        opened.push_back(std::move(f));
+    }
+    release.set_value();
+    std::set<std::int64_t> ids;
+    for (auto& f : opened) {
+        auto r = await(std::move(f));
+        REQUIRE(r);
+        // 10 MB among 40 tests: each reservation is taken from what the ones before left.
+        if (r.value->admitted) ids.insert(r.value->session_id);
+    }
+    CHECK(ids.size() >= 1);
+    CHECK(svc.open_tests() == ids.size());
+    auto ip_report = [&] {
+        auto lines = ledger(ledger_config{}).quota_report(*check, subject{subject_kind::ip, "192.0.2.77"}, clock.now());
+        REQUIRE(lines);
+        for (const auto& l : *lines)
+            if (l.win == window::daily && l.dir == quota_dir::total) return l;
+        FAIL("no daily total line");
+        return quota_line{};
+    };
+    const std::uint64_t reserved = ip_report().reserved;
+    CHECK(reserved <= 10 * MB);  // the group never hands out more than the quota
+
+    // Their ends, queued the same way, close every row and return every reservation.
+    std::promise<void> release2;
+    auto held2 = release2.get_future().share();
+    svc.post([held2](storage&) { held2.wait(); });
+    std::vector<std::future<std::optional<storage_failure>>> closed;
+    for (auto id : ids) {
+        auto [cb, f] = completion<std::optional<storage_failure>>();
+        svc.close_test(id, test_result{1000, 0, 0, 0, 0, "peer_closed", ""}, {}, cb);
+        closed.push_back(std::move(f));
+    }
+    release2.set_value();
+    for (auto& f : closed) CHECK_FALSE(await(std::move(f)));
+    CHECK(svc.open_tests() == 0);
+    auto rows = check->list_sessions(session_filter{});
+    CHECK(rows.size() == static_cast<std::size_t>(n));
+    std::size_t ended = 0;
+    for (const auto& row : rows) ended += row.end.has_value();
+    CHECK(ended == static_cast<std::size_t>(n));  // admitted ones closed, refused ones closed at once
+    const auto after = ip_report();
+    CHECK(after.reserved == 0);
+    CHECK(after.used == 1000 * ids.size());
+}
+
+TEST_CASE("pro: sqlite: a nested transaction is a savepoint: its rollback keeps the outer writes", "[pro][sqlite]") {
+    temp_dir dir;
+    auto db = pro_test::sqlite_backend::open(dir);
+    REQUIRE(db->nested_transactions());
+    {
+        write_transaction outer(*db);
+        REQUIRE(db->insert_account(test_account("outer", "pw")));
+        {
+            write_transaction inner(*db);
+            REQUIRE(db->insert_account(test_account("undone", "pw")));
+        }  // rolled back
+        {
+            write_transaction inner(*db);
+            REQUIRE(db->insert_account(test_account("kept", "pw")));
+            inner.commit();
+        }
+        outer.commit();
+    }
+    CHECK(db->find_account("outer"));
+    CHECK(db->find_account("kept"));
+    CHECK_FALSE(db->find_account("undone"));
+    {
+        write_transaction outer(*db);
+        {
+            write_transaction inner(*db);
+            REQUIRE(db->insert_account(test_account("gone", "pw")));
+            inner.commit();
+        }
+    }  // the outer one rolled back: the inner commit goes with it
+    CHECK_FALSE(db->find_account("gone"));
 }

@@ -86,26 +86,68 @@ auto service::attempt(storage& db, F&& fn) -> decltype(fn(db)) {
 void service::enqueue(std::function<void(storage&)> job) {
     {
         std::lock_guard lock(mu_);
-        jobs_.push_back(std::move(job));
+        jobs_.push_back(queued{std::move(job), {}});
     }
     cv_.notify_one();
+}
+
+void service::enqueue_step(step_fn step) {
+    {
+        std::lock_guard lock(mu_);
+        jobs_.push_back(queued{{}, std::move(step)});
+    }
+    cv_.notify_one();
+}
+
+void service::run_steps(storage& db, std::vector<step_fn>& steps) {
+    if (steps.size() > 1 && dbs_.size() == 1 && db.nested_transactions()) {
+        // Group commit: every step in one transaction (each in its own savepoint), answered
+        // after the one commit.
+        std::vector<finish_fn> finishes;
+        bool committed = false;
+        try {
+            write_transaction outer(db);
+            for (auto& st : steps) finishes.push_back(st(db));
+            outer.commit();
+            committed = true;
+        } catch (const storage_error&) {
+            // Undone as a whole: each runs again on its own below (and reports its failure).
+        }
+        if (committed) {
+            succeeded();
+            for (auto& f : finishes)
+                if (f) f();
+            return;
+        }
+    }
+    for (auto& st : steps)
+        if (auto f = st(db)) f();
 }
 
 void service::run(std::size_t index) {
     storage& db = *dbs_[index];
     auto next_tick = std::chrono::steady_clock::now() + cfg_.flush_interval;
+    std::vector<step_fn> steps;
     for (;;) {
         std::function<void(storage&)> job;
+        steps.clear();
         {
             std::unique_lock lock(mu_);
             cv_.wait_until(lock, next_tick, [&] { return stopping_ || !jobs_.empty(); });
-            if (!jobs_.empty()) {
-                job = std::move(jobs_.front());
+            if (!jobs_.empty() && jobs_.front().step) {
+                // The steps waiting at the head of the queue, in order, share one commit.
+                while (!jobs_.empty() && jobs_.front().step && steps.size() < max_group) {
+                    steps.push_back(std::move(jobs_.front().step));
+                    jobs_.pop_front();
+                }
+            } else if (!jobs_.empty()) {
+                job = std::move(jobs_.front().plain);
                 jobs_.pop_front();
             } else if (stopping_) {
                 return;  // the destructor writes what is left
             }
         }
+        if (!steps.empty()) run_steps(db, steps);
         if (job) job(db);
         if (std::chrono::steady_clock::now() < next_tick) continue;
         if (index == 0) {
@@ -209,44 +251,50 @@ void service::retry_closes(storage& db) {
 
 void service::open_test(test_request req, std::function<void(async_result<open_result>)> done,
                         std::function<void(std::int64_t)> on_lease_lost) {
-    enqueue([this, req = std::move(req), done = std::move(done), lost = std::move(on_lease_lost)](storage& db) mutable {
+    enqueue_step([this, req = std::move(req), done = std::move(done), lost = std::move(on_lease_lost)](storage& db) -> finish_fn {
         async_result<open_result> r;
+        const sys_ms now = cfg_.clock();
         try {
-            const sys_ms now = cfg_.clock();
             r.value = attempt(db, [&](storage& s) { return ledger_.open_test(s, req, now); });
-            if (r.value->admitted) {
-                std::lock_guard lock(mu_);
-                open_[r.value->session_id] = open_entry{{}, {}, now, r.value->expires, std::move(lost)};
-            }
         } catch (const storage_error& e) {
             r.error = failed(e);
         }
-        if (done) done(std::move(r));
+        return [this, r = std::move(r), now, done, lost]() mutable {
+            if (r.value && r.value->admitted) {
+                std::lock_guard lock(mu_);
+                open_[r.value->session_id] = open_entry{{}, {}, now, r.value->expires, lost};
+            }
+            if (done) done(std::move(r));
+        };
     });
 }
 
 void service::extend(std::int64_t session_id, usage_counts moved, std::function<void(async_result<extend_result>)> done) {
-    enqueue([this, session_id, moved, done = std::move(done)](storage& db) {
+    enqueue_step([this, session_id, moved, done = std::move(done)](storage& db) -> finish_fn {
         async_result<extend_result> r;
+        const sys_ms now = cfg_.clock();
         try {
-            const sys_ms now = cfg_.clock();
             r.value = attempt(db, [&](storage& s) { return ledger_.extend(s, session_id, moved, now); });
-            std::lock_guard lock(mu_);
-            if (auto it = open_.find(session_id); it != open_.end()) {
-                if (!r.value->lease_alive) {
-                    open_.erase(it);
-                } else {
-                    it->second.moved.in = std::max(it->second.moved.in, moved.in);
-                    it->second.moved.out = std::max(it->second.moved.out, moved.out);
-                    it->second.written = moved;
-                    it->second.last_write = now;
-                    it->second.expires = r.value->expires;
-                }
-            }
         } catch (const storage_error& e) {
             r.error = failed(e);
         }
-        if (done) done(std::move(r));
+        return [this, r = std::move(r), session_id, moved, now, done]() mutable {
+            if (r.value) {
+                std::lock_guard lock(mu_);
+                if (auto it = open_.find(session_id); it != open_.end()) {
+                    if (!r.value->lease_alive) {
+                        open_.erase(it);
+                    } else {
+                        it->second.moved.in = std::max(it->second.moved.in, moved.in);
+                        it->second.moved.out = std::max(it->second.moved.out, moved.out);
+                        it->second.written = moved;
+                        it->second.last_write = now;
+                        it->second.expires = r.value->expires;
+                    }
+                }
+            }
+            if (done) done(std::move(r));
+        };
     });
 }
 
@@ -261,45 +309,49 @@ void service::record_usage(std::int64_t session_id, usage_counts moved) {
 
 void service::close_test(std::int64_t session_id, test_result result, std::vector<interval_row> intervals,
                          std::function<void(std::optional<storage_failure>)> done) {
-    enqueue([this, session_id, result = std::move(result), intervals = std::move(intervals),
-             done = std::move(done)](storage& db) mutable {
+    enqueue_step([this, session_id, result = std::move(result), intervals = std::move(intervals),
+                  done = std::move(done)](storage& db) -> finish_fn {
         std::optional<storage_failure> err;
         try {
             attempt(db, [&](storage& s) { ledger_.close_test(s, session_id, result, intervals, cfg_.clock()); });
-            std::lock_guard lock(mu_);
-            open_.erase(session_id);
         } catch (const storage_error& e) {
             err = failed(e);
-            // Kept and retried at every flush (close_test is idempotent: it adds only what
-            // was not recorded yet). The test is no longer flushed or renewed meanwhile.
+        }
+        return [this, session_id, err, result, intervals, done]() mutable {
             std::optional<storage_failure> dropped;
             {
                 std::lock_guard lock(mu_);
                 open_.erase(session_id);
-                closes_.push_back({session_id, std::move(result), std::move(intervals)});
-                if (closes_.size() > cfg_.max_pending_closes) {
-                    dropped = storage_failure{storage_errc::unavailable,
-                                              "dropped the history of test " + std::to_string(closes_.front().session_id) +
-                                                  ": more than " + std::to_string(cfg_.max_pending_closes) +
-                                                  " closes are waiting for the database"};
-                    closes_.pop_front();
+                if (err) {
+                    // Kept and retried at every flush (close_test is idempotent: it adds only
+                    // what was not recorded yet). The test is no longer flushed or renewed.
+                    closes_.push_back({session_id, std::move(result), std::move(intervals)});
+                    if (closes_.size() > cfg_.max_pending_closes) {
+                        dropped = storage_failure{storage_errc::unavailable,
+                                                  "dropped the history of test " + std::to_string(closes_.front().session_id) +
+                                                      ": more than " + std::to_string(cfg_.max_pending_closes) +
+                                                      " closes are waiting for the database"};
+                        closes_.pop_front();
+                    }
                 }
             }
             if (dropped && cfg_.on_error) cfg_.on_error(*dropped);
-        }
-        if (done) done(std::move(err));
+            if (done) done(std::move(err));
+        };
     });
 }
 
 void service::record_refused(test_request req, std::string reason, std::function<void(async_result<std::int64_t>)> done) {
-    enqueue([this, req = std::move(req), reason = std::move(reason), done = std::move(done)](storage& db) {
+    enqueue_step([this, req = std::move(req), reason = std::move(reason), done = std::move(done)](storage& db) -> finish_fn {
         async_result<std::int64_t> r;
         try {
             r.value = attempt(db, [&](storage& s) { return ledger_.record_refused(s, req, reason, cfg_.clock()); });
         } catch (const storage_error& e) {
             r.error = failed(e);
         }
-        if (done) done(std::move(r));
+        return [r = std::move(r), done]() mutable {
+            if (done) done(std::move(r));
+        };
     });
 }
 

@@ -265,11 +265,28 @@ public:
         return q->step() ? static_cast<int>(q->int64_at(0)) : 0;
     }
 
-    void begin() override { db_.exec("BEGIN IMMEDIATE"); }
-    void commit() override { db_.exec("COMMIT"); }
-    void rollback() noexcept override {
-        if (!sqlite3_get_autocommit(db_.handle())) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+    // Depth 1 is the transaction (BEGIN IMMEDIATE: the write lock now); deeper ones are
+    // savepoints, so that the service can run several jobs in one commit (service.cpp).
+    void begin() override {
+        db_.exec((depth_ == 0 ? std::string("BEGIN IMMEDIATE") : "SAVEPOINT s" + std::to_string(depth_)).c_str());
+        ++depth_;
     }
+    void commit() override {
+        if (depth_ == 0) return;
+        db_.exec((depth_ == 1 ? std::string("COMMIT") : "RELEASE s" + std::to_string(depth_ - 1)).c_str());
+        --depth_;  // (a COMMIT that failed leaves the transaction to rollback())
+    }
+    void rollback() noexcept override {
+        if (depth_ == 0) return;
+        --depth_;
+        if (depth_ == 0) {
+            if (!sqlite3_get_autocommit(db_.handle())) sqlite3_exec(db_.handle(), "ROLLBACK", nullptr, nullptr, nullptr);
+            return;
+        }
+        const auto sp = "s" + std::to_string(depth_);
+        sqlite3_exec(db_.handle(), ("ROLLBACK TO " + sp + "; RELEASE " + sp).c_str(), nullptr, nullptr, nullptr);
+    }
+    bool nested_transactions() const noexcept override { return true; }
 
     // --- accounts ---
     bool insert_account(const account& a) override {
@@ -608,6 +625,7 @@ private:
     }
 
     sqlite::connection db_;
+    int depth_ = 0;  ///< 0: no transaction; 1: in one; more: in savepoints
 };
 
 } // namespace

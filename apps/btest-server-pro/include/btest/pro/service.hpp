@@ -15,6 +15,12 @@
 // jobs run concurrently. A caller that needs an order (set_ip_quota before the first test)
 // waits for the first completion.
 //
+// Group commit: with one connection that nests transactions (SQLite), the test starts, ends,
+// refills and refusals waiting at the head of the queue (up to max_group) run in one
+// transaction, each in its own savepoint, and are answered after its commit — one commit for
+// many tests when the server is busy, no added wait when it is not. Should that commit fail,
+// each runs again on its own.
+//
 // Usage of running tests is coalesced: record_usage() only notes the latest cumulative counts
 // (cheap, from any thread); the first worker writes every open test's counts in one
 // transaction every flush interval (and renews its lease while at it), so a crash loses at
@@ -165,7 +171,21 @@ private:
         std::vector<interval_row> intervals;
     };
 
+    /// A job whose database work may share one commit with its neighbours: it does the work
+    /// and returns what to do once that work is committed (bookkeeping, the completion).
+    using finish_fn = std::function<void()>;
+    using step_fn = std::function<finish_fn(storage&)>;
+    struct queued {
+        std::function<void(storage&)> plain;  ///< or:
+        step_fn step;
+    };
+    static constexpr std::size_t max_group = 64;  ///< steps per group commit
+
     void enqueue(std::function<void(storage&)> job);
+    void enqueue_step(step_fn step);
+    /// Runs steps taken from the queue together: one transaction when the connection nests
+    /// them, each on its own otherwise (or when the shared commit failed).
+    void run_steps(storage& db, std::vector<step_fn>& steps);
     void run(std::size_t index);
     /// Runs `fn(db)` with the retry rules above; rethrows the last failure.
     template <class F>
@@ -184,7 +204,7 @@ private:
 
     mutable std::mutex mu_;
     std::condition_variable cv_;
-    std::deque<std::function<void(storage&)>> jobs_;
+    std::deque<queued> jobs_;
     std::map<std::int64_t, open_entry> open_;  ///< guarded by mu_
     std::deque<pending_close> closes_;         ///< guarded by mu_
     bool stopping_ = false;

@@ -140,11 +140,15 @@ public:
     virtual int schema_version() = 0;
 
     /// A write transaction: other writers wait (SQLite takes its write lock now; PostgreSQL
-    /// locks the rows lock_usage() names). One at a time per connection, not nested. Prefer
-    /// the write_transaction guard below.
+    /// locks the rows lock_usage() names). One at a time per connection; nested only where
+    /// nested_transactions() says so (an inner one is a savepoint: its rollback undoes only
+    /// its own writes, its commit is final only with the outer one's). Prefer the
+    /// write_transaction guard below.
     virtual void begin() = 0;
     virtual void commit() = 0;
     virtual void rollback() noexcept = 0;
+    /// True when begin() may be called inside a transaction (SQLite).
+    virtual bool nested_transactions() const noexcept { return false; }
 
     /// For backends whose server can go away (PostgreSQL): true when the connection is
     /// usable, after reconnecting if it was lost and the reconnect backoff allows an attempt
