@@ -1,5 +1,5 @@
-// btest-server-pro: the multi-user btest server's management commands (accounts, quotas,
-// session history). `serve` is wired in a later build.
+// btest-server-pro: the multi-user btest server (`serve`) and its management commands
+// (accounts, quotas, session history).
 #include <cstdio>
 #include <string>
 
@@ -8,6 +8,7 @@
 
 #include "btest/version.hpp"
 #include "commands.hpp"
+#include "serve.hpp"
 
 namespace {
 
@@ -62,6 +63,24 @@ constexpr const char* password_footer = R"(Accounts and passwords:
   User names: 1 to 32 bytes of UTF-8 without control characters (32 bytes is what the MD5 login
   carries), compared exactly.)";
 
+constexpr const char* serve_footer = R"(A PUBLIC SERVER
+  Every test a client starts is admitted by the database: its user (after EC-SRP5 or MD5
+  authentication, or none with --auth none) and its client address must both have quota left in
+  every window (the tighter limit wins); the test then runs with that budget and ends as
+  quota_exhausted when it is spent (the client sees the server close the test). Usage is written
+  while tests run (every 2 s) and at their end; every test is a row of `btest-server-pro sessions`.
+  Tests longer than --max-duration end as max_duration. Account changes (user add/set/del) reach
+  a running server within a second, quota changes at the next test: no restart.
+
+  A public server in two commands:
+    btest-server-pro user add btest -p btest --md5           # the published account, MD5-capable
+    btest-server-pro serve --auth md5 \
+        --ip-quota-daily 2G --ip-quota-weekly 8G --ip-quota-monthly 24G
+  (EC-SRP5 is safer; --auth md5 serves old RouterOS, and only accounts added with --md5.)
+
+EXIT STATUS
+  0 stopped by SIGINT/SIGTERM; 1 usage error; 2 the database or the listening port could not be used.)";
+
 void add_db(CLI::App* app, std::string& db) {
     db = "sqlite:btest-server.db";
     app->add_option("--db", db, db_help)->type_name("URL");
@@ -102,6 +121,14 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.set_version_flag("-V,--version", fmt::format("btest-server-pro {} (btestkit)", btest::version_string));
     app.get_formatter()->column_width(34);
+
+    // serve
+    pro_serve::serve_args sv;
+    auto* serve_cmd = app.add_subcommand(
+        "serve", "Run the server: btest tests for the accounts and within the quotas of the database.");
+    pro_serve::add_serve_flags(*serve_cmd, sv);
+    add_db(serve_cmd, sv.db);
+    serve_cmd->footer(std::string(bytes_help) + "\n\n" + serve_footer);
 
     // user ...
     auto* user = app.add_subcommand("user", "Manage accounts: add, set, del, list.");
@@ -198,12 +225,17 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForVersion& v) {
         std::fputs((std::string(v.what()) + "\n").c_str(), stdout);
         return pro_cli::exit_ok;
+    } catch (const btest_cli::usage_error& e) {  // a value the shared flags' parsers refused
+        pro_cli::error(e.what());
+        fmt::print(stderr, "btest-server-pro: see --help (also after a subcommand: `btest-server-pro serve --help`)\n");
+        return pro_cli::exit_usage;
     } catch (const CLI::ParseError& e) {
         pro_cli::error(e.what());
         fmt::print(stderr, "btest-server-pro: see --help (also after a subcommand: `btest-server-pro user add --help`)\n");
         return pro_cli::exit_usage;
     }
 
+    if (*serve_cmd) return pro_serve::serve(sv);
     if (*add_cmd) return pro_cli::user_add(add);
     if (*set_cmd) return pro_cli::user_set(set);
     if (*del_cmd) return pro_cli::user_del(del);

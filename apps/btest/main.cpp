@@ -28,6 +28,7 @@
 #include "btest/transport/asio/client.hpp"
 #include "btest/transport/asio/server.hpp"
 #include "btest_cli/build_info.hpp"
+#include "btest_cli/server_setup.hpp"
 
 #include "options.hpp"
 #include "output.hpp"
@@ -390,13 +391,6 @@ bool open_outputs(const options& opt, csv_file& csv, syslog_sender& syslog) {
     return true;
 }
 
-/// --no-gso, --no-gro, --timer-granularity (both modes).
-void apply_data_plane(const options& opt, bta::data_plane_options& dp) {
-    dp.udp_gso = !opt.no_gso;
-    dp.udp_gro = !opt.no_gro;
-    if (opt.timer_granularity_us) dp.timer_granularity = std::chrono::microseconds(*opt.timer_granularity_us);
-}
-
 int run_client(const options& opt) {
     boost::asio::io_context ioc(1);
     csv_file csv;
@@ -549,38 +543,8 @@ int run_server(const options& opt) {
     if (!open_outputs(opt, csv, syslog)) return exit_usage;
     printer p{opt, &csv, &syslog, "server"};
 
-    bta::server_options so;
-    so.port = opt.port;
-    so.max_sessions = opt.max_sessions;
-    so.max_connections_per_ip = opt.max_conn_per_ip;
-    so.auth_failures.max_failures = opt.max_auth_failures;
-    if (opt.handshake_timeout) so.session.limits.handshake = *opt.handshake_timeout;
-    if (opt.idle_timeout) so.session.limits.idle = *opt.idle_timeout;
-    if (opt.max_pending) so.joins.max_pending = *opt.max_pending;
-    so.trace_control = opt.verbose >= 2;
-    so.threads = opt.threads.value_or(std::max(1u, std::thread::hardware_concurrency()));
-    apply_data_plane(opt, so.data_plane);
-    so.udp_ports.base = opt.udp_port_start;
-    if (opt.udp_port_end) so.udp_ports.last = *opt.udp_port_end;
-    auto parse_addr = [&](const std::string& s, bool v6) -> std::optional<btest::ip_address> {
-        auto a = bta::parse_address(s);
-        if (!a || (a->family == btest::ip_family::v6) != v6)
-            throw usage_error("invalid " + std::string(v6 ? "IPv6" : "IPv4") + " address for --listen" + (v6 ? "6" : "") + ": '" + s + "'");
-        return a;
-    };
-    if (opt.listen4) so.listen_v4 = *opt.listen4 == "none" ? std::nullopt : parse_addr(*opt.listen4, false);
-    if (opt.listen6 && *opt.listen6 == "none") so.listen_v6.reset();
-    else if (opt.listen6) so.listen_v6 = parse_addr(*opt.listen6, true);
-    so.require_v6 = opt.listen6_given && so.listen_v6.has_value();
-    if (opt.only_v4) so.listen_v6.reset();
-    if (opt.only_v6) {
-        so.listen_v4.reset();
-        if (!so.listen_v6) so.listen_v6 = btest::ip_address::v6({});
-    }
-    if (!so.listen_v4 && !so.listen_v6) throw usage_error("nothing to listen on (--listen none and --listen6 none)");
-    so.session.auth = opt.auth.value_or(opt.user ? btest::auth_method::ec_srp5 : btest::auth_method::none);
-    so.session.report_interval = opt.interval;
-    so.session.max_tx_rate = opt.bandwidth.value_or(0);
+    auto so = server_options_from(opt, opt, opt, opt,
+                                  opt.auth.value_or(opt.user ? btest::auth_method::ec_srp5 : btest::auth_method::none));
 
     Botan::System_RNG sys;
     btest::auth::botan_entropy rng(sys);

@@ -78,8 +78,9 @@ struct output_flags {
 /// Where -p is read from when it is not on the command line.
 inline constexpr const char* password_env = "BTEST_PASSWORD";
 
-/// Who reads the shared flags' help: an app with a client and a server (btest), or a server only.
-enum class audience { client_and_server, server_only };
+/// Who reads the shared flags' help: an app with a client and a server (btest), a server only
+/// (-a/-p name its one account), or a server whose accounts live elsewhere (no -a/-p).
+enum class audience { client_and_server, server_only, server_with_accounts };
 
 /// -P, -a/-p, -b, -4/-6 into `group`.
 inline void add_shared_flags(CLI::App& app, shared_flags& o, audience who, const std::string& group) {
@@ -88,17 +89,19 @@ inline void add_shared_flags(CLI::App& app, shared_flags& o, audience who, const
     app.add_option("-P,--port", o.port, fmt::format("TCP port{}. Default: {}", both ? " (both modes)" : "", o.port))
         ->type_name("PORT")
         ->check(integer_in(1, 65535));
-    app.add_option("-a,--authuser", o.user,
-                   both ? "client: user name, if the server asks for authentication (MD5 or EC-SRP5, whichever it "
-                          "asks for). Server: the account tests must log in with"
-                        : "the account tests must log in with")
-        ->type_name("USER");
-    // The environment keeps the password off the command line, which every local user can read.
-    app.add_option("-p,--authpass", o.password,
-                   fmt::format("password of {}; without -p, the environment variable {} is read (default: "
-                               "empty)",
-                               both ? "-a" : "the account of -a", password_env))
-        ->type_name("PASS");
+    if (who != audience::server_with_accounts) {
+        app.add_option("-a,--authuser", o.user,
+                       both ? "client: user name, if the server asks for authentication (MD5 or EC-SRP5, whichever it "
+                              "asks for). Server: the account tests must log in with"
+                            : "the account tests must log in with")
+            ->type_name("USER");
+        // The environment keeps the password off the command line, which every local user can read.
+        app.add_option("-p,--authpass", o.password,
+                       fmt::format("password of {}; without -p, the environment variable {} is read (default: "
+                                   "empty)",
+                                   both ? "-a" : "the account of -a", password_env))
+            ->type_name("PASS");
+    }
     app.add_option_function<std::string>(
            "-b,--bandwidth", [&o](const std::string& s) { o.bandwidth = parse_rate(s, "-b"); },
            both ? "client: cap in bit/s for each direction (K/M/G suffixes: 100M, 1.5G). Server: cap on what the "
@@ -185,8 +188,9 @@ inline void add_data_plane_flags(CLI::App& app, data_plane_flags& o, const std::
         ->check(integer_in(0, 100000));
 }
 
-/// -i, -q, -v, --json, --csv, --syslog into `group`.
-inline void add_output_flags(CLI::App& app, output_flags& o, audience who, const std::string& group = "output") {
+/// -i, -q, -v, and (`files`) --json, --csv, --syslog into `group`.
+inline void add_output_flags(CLI::App& app, output_flags& o, audience who, const std::string& group = "output",
+                             bool files = true) {
     const bool both = who == audience::client_and_server;
     app.option_defaults()->group(group);
     app.add_option_function<std::string>(
@@ -203,6 +207,7 @@ inline void add_output_flags(CLI::App& app, output_flags& o, audience who, const
     app.add_flag("-v,--verbose", o.verbose,
                  "more: connection and session details, server interval lines; -vv also hex-dumps control traffic "
                  "to stderr");
+    if (!files) return;
     app.add_flag("--json", o.json,
                  "JSON lines on stdout instead of text: one object per interval per direction, one summary per test, "
                  "and error objects");
