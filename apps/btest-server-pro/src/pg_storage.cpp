@@ -275,6 +275,10 @@ public:
         }
     }
 
+    void retry_now() noexcept override {
+        if (down_since_) next_attempt_ = steady::now();
+    }
+
     bool reconnect() noexcept override {
         if (conn_ && conn_->ok()) return true;
         try {

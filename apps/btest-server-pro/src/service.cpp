@@ -74,9 +74,14 @@ auto service::attempt(storage& db, F&& fn) -> decltype(fn(db)) {
             if (e.code() == storage_errc::conflict && ++conflicts <= max_conflict_retries) continue;
             // A connection that broke while idle (the database restarted): the first
             // reconnect is immediate, so one more try finds the database if it is back.
-            if (e.code() == storage_errc::unavailable && !reconnected && db.reconnect()) {
-                reconnected = true;
-                continue;
+            if (e.code() == storage_errc::unavailable && !reconnected) {
+                // Another worker reached the database since this connection gave up (it came
+                // back): do not fail calls for the rest of this connection's backoff.
+                if (available_.load(std::memory_order_relaxed)) db.retry_now();
+                if (db.reconnect()) {
+                    reconnected = true;
+                    continue;
+                }
             }
             throw;
         }

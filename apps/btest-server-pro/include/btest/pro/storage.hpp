@@ -155,6 +155,9 @@ public:
     /// now. Never throws; a service's worker calls it while idle so that it reconnects by
     /// itself. SQLite: always true.
     virtual bool reconnect() noexcept { return true; }
+    /// Another connection to the same database just reached it: the next reconnect() tries at
+    /// once instead of waiting out this connection's backoff.
+    virtual void retry_now() noexcept {}
 
     // Accounts.
     virtual bool insert_account(const account& a) = 0;          ///< false: the name exists
