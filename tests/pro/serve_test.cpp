@@ -4,189 +4,21 @@
 // bytes `sessions` and `quota show` report), --max-duration, --allow/--deny over 127.0.0.0/8,
 // bad input, and a server killed in the middle of a test.
 //
-// Ports: test k listens on TCP 13000 + k and hands out UDP ports from 10000 + 300·k (server P …
-// and client P+256 …), below every other suite's ranges (tests/transport/loopback.hpp).
-#include <catch2/catch.hpp>
-
-#include <arpa/inet.h>
-#include <chrono>
-#include <cstdint>
+// Test k runs on port slot k (serve_support.hpp).
 #include <filesystem>
 #include <fstream>
-#include <memory>
-#include <netinet/in.h>
-#include <optional>
-#include <string>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <thread>
-#include <unistd.h>
-#include <vector>
 
-#include "pro_support.hpp"
-#include "process.hpp"
-#include "test/json.hpp"
+#include "serve_support.hpp"
 
-using namespace std::chrono_literals;
-using pro_test::process;
-using pro_test::temp_dir;
-
-namespace {
-
-std::uint16_t tcp_port(unsigned k) { return static_cast<std::uint16_t>(13000 + k); }
-std::uint16_t udp_base(unsigned k) { return static_cast<std::uint16_t>(10000 + 300 * k); }
-
-bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
-
-std::vector<test::json::value> json_lines(const std::string& out) {
-    std::vector<test::json::value> v;
-    std::size_t start = 0;
-    while (start < out.size()) {
-        const auto nl = out.find('\n', start);
-        const auto line = out.substr(start, nl - start);
-        if (!line.empty()) v.push_back(test::json::parse(line));
-        if (nl == std::string::npos) break;
-        start = nl + 1;
-    }
-    return v;
-}
-
-struct run_result {
-    int status;
-    std::string out, err;
-};
-
-/// A management subcommand on `db`.
-run_result pro(std::vector<std::string> args, const std::string& db, const process::options& opts = {}) {
-    args.push_back("--db");
-    args.push_back(db);
-    process p(BTEST_PRO_CLI, args, opts);
-    const int st = p.wait(30s);
-    return {st, p.out(), p.err()};
-}
-
-/// The server: started on slot k with `extra` flags, ready when it has printed its database
-/// line (after it listens). Stopped with SIGTERM (exit 0 asserted) unless killed.
-class server {
-public:
-    server(const std::string& db, unsigned k, std::vector<std::string> extra) {
-        std::vector<std::string> args{"serve", "--db", db, "-P", std::to_string(tcp_port(k)), "--listen", "127.0.0.1",
-                                      "--listen6", "none", "--udp-port-start", std::to_string(udp_base(k)),
-                                      "--udp-port-end", std::to_string(udp_base(k) + 255), "--threads", "2"};
-        args.insert(args.end(), extra.begin(), extra.end());
-        p_ = std::make_unique<process>(BTEST_PRO_CLI, args);
-        const auto end = std::chrono::steady_clock::now() + 15s;
-        while (!has(p_->out(), "btest-server-pro: database")) {
-            if (p_->wait(0ms) >= 0 || std::chrono::steady_clock::now() >= end) {
-                FAIL("the server did not start: " << p_->err() << p_->out());
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-    }
-    ~server() {
-        if (!stopped_) {
-            p_->kill(SIGTERM);
-            p_->wait(10s);
-        }
-    }
-    /// SIGTERM; the exit status.
-    int stop() {
-        stopped_ = true;
-        p_->kill(SIGTERM);
-        return p_->wait(10s);
-    }
-    void kill9() {
-        stopped_ = true;
-        p_->kill(SIGKILL);
-        p_->wait(10s);
-    }
-    std::string log() const { return p_->out() + p_->err(); }
-
-private:
-    std::unique_ptr<process> p_;
-    bool stopped_ = false;
-};
-
-struct client_result {
-    int status = -1;
-    std::string err;
-    std::optional<test::json::value> summary, error;
-};
-
-/// The btest client against slot k, with --json; `args` as a user types them.
-client_result client(unsigned k, std::vector<std::string> args) {
-    std::vector<std::string> all{"-c", "127.0.0.1", "-P", std::to_string(tcp_port(k)), "--json"};
-    all.insert(all.end(), args.begin(), args.end());
-    process p(BTEST_CLI, all);
-    client_result r;
-    r.status = p.wait(60s);
-    r.err = p.err();
-    for (auto& line : json_lines(p.out())) {
-        if (line["type"].str() == "summary") r.summary = line;
-        if (line["type"].str() == "error") r.error = line;
-    }
-    return r;
-}
-
-std::string error_code(const client_result& r) { return r.error ? r.error->operator[]("error_code").str() : ""; }
-
-/// The newest history rows (sessions --json), newest first.
-std::vector<test::json::value> sessions(const std::string& db) {
-    auto r = pro({"sessions", "--json"}, db);
-    REQUIRE(r.status == 0);
-    return json_lines(r.out);
-}
-
-/// used_bytes of one (window, direction) line of `quota show`.
-double used(const std::string& db, const std::vector<std::string>& who, const std::string& win, const std::string& dir) {
-    std::vector<std::string> args{"quota", "show", "--json"};
-    args.insert(args.end(), who.begin(), who.end());
-    auto r = pro(args, db);
-    REQUIRE(r.status == 0);
-    for (auto& l : json_lines(r.out))
-        if (l["window"].str() == win && l["direction"].str() == dir) return l["used_bytes"].number();
-    FAIL("no line " << win << " " << dir);
-    return -1;
-}
-
-/// Connects from `source` (a 127.0.0.0/8 address) to slot k and returns what the server sent
-/// before closing or within 2 s: a HELLO for an allowed address, nothing for a denied one.
-std::string first_bytes_from(const char* source, unsigned k) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in src{};
-    src.sin_family = AF_INET;
-    ::inet_pton(AF_INET, source, &src.sin_addr);
-    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) == 0);
-    sockaddr_in dst{};
-    dst.sin_family = AF_INET;
-    dst.sin_port = htons(tcp_port(k));
-    ::inet_pton(AF_INET, "127.0.0.1", &dst.sin_addr);
-    REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0);
-    timeval tv{2, 0};
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    std::string got;
-    char buf[64];
-    for (;;) {
-        const auto n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) break;
-        got.append(buf, static_cast<std::size_t>(n));
-        if (got.size() >= 4) break;
-    }
-    ::close(fd);
-    return got;
-}
-
-constexpr double MB = 1e6;
-
-} // namespace
+using namespace pro_test;
 
 TEST_CASE("pro: serve: EC-SRP5 and MD5 accounts from user add log in, wrong, unknown and deleted users do not",
           "[pro][serve]") {
     temp_dir dir;
     const auto db = "sqlite:" + dir.file("accounts.db");
-    REQUIRE(pro({"user", "add", "alice", "-p", "alice-pw"}, db).status == 0);
-    REQUIRE(pro({"user", "add", "bob", "-p", "bob-pw", "--md5"}, db).status == 0);
+    REQUIRE(manage({"user", "add", "alice", "-p", "alice-pw"}, db).status == 0);
+    REQUIRE(manage({"user", "add", "bob", "-p", "bob-pw", "--md5"}, db).status == 0);
 
     {
         server s(db, 0, {});  // --auth ecsrp5, the default
@@ -208,8 +40,8 @@ TEST_CASE("pro: serve: EC-SRP5 and MD5 accounts from user add log in, wrong, unk
 
         // Accounts changed while the server runs: a deleted user no longer logs in, a new one
         // does (the server picks changes up within a second).
-        REQUIRE(pro({"user", "del", "alice"}, db).status == 0);
-        REQUIRE(pro({"user", "add", "carol", "-p", "carol-pw"}, db).status == 0);
+        REQUIRE(manage({"user", "del", "alice"}, db).status == 0);
+        REQUIRE(manage({"user", "add", "carol", "-p", "carol-pw"}, db).status == 0);
         std::this_thread::sleep_for(1500ms);
         auto deleted = client(0, {"-a", "alice", "-p", "alice-pw", "-d", "1"});
         CHECK(deleted.status == 3);
@@ -241,7 +73,7 @@ TEST_CASE("pro: serve: a user quota cuts TCP tests within the bound, refills inc
           "[pro][serve][quota]") {
     temp_dir dir;
     const auto db = "sqlite:" + dir.file("quota.db");
-    REQUIRE(pro({"user", "add", "dora", "-p", "pw", "--quota-out-daily", "20M", "--quota-in-daily", "20M"}, db).status == 0);
+    REQUIRE(manage({"user", "add", "dora", "-p", "pw", "--quota-out-daily", "20M", "--quota-in-daily", "20M"}, db).status == 0);
     // Slices of 3 MB: the 20 MB arrive in several refills while the test runs.
     server s(db, 2, {"--lease-slice", "3M"});
 
@@ -287,7 +119,7 @@ TEST_CASE("pro: serve: a user quota cuts TCP tests within the bound, refills inc
     CHECK(has(s.log(), "refused: quota exhausted (user dora: daily out quota 20M"));
 
     // Raising the quota takes effect at the next test, without a restart.
-    REQUIRE(pro({"user", "set", "dora", "--quota-out-daily", "30M"}, db).status == 0);
+    REQUIRE(manage({"user", "set", "dora", "--quota-out-daily", "30M"}, db).status == 0);
     auto more = client(2, {"-a", "dora", "-p", "pw", "-r", "-d", "20"});
     CHECK(more.status == 2);
     rows = sessions(db);
@@ -378,8 +210,8 @@ TEST_CASE("pro: serve: --allow and --deny close other addresses before the greet
 TEST_CASE("pro: serve: bad flags and unusable databases are clear errors that change nothing", "[pro][serve]") {
     temp_dir dir;
     const auto db = "sqlite:" + dir.file("bad.db");
-    REQUIRE(pro({"user", "add", "erin", "-p", "pw"}, db).status == 0);
-    const auto before = pro({"user", "list", "--json"}, db).out;
+    REQUIRE(manage({"user", "add", "erin", "-p", "pw"}, db).status == 0);
+    const auto before = manage({"user", "list", "--json"}, db).out;
     struct bad {
         std::vector<std::string> args;
         const char* says;
@@ -397,12 +229,12 @@ TEST_CASE("pro: serve: bad flags and unusable databases are clear errors that ch
          }) {
         std::vector<std::string> args{"serve", "-P", std::to_string(tcp_port(7))};
         args.insert(args.end(), b.args.begin(), b.args.end());
-        auto r = pro(args, db);
+        auto r = manage(args, db);
         INFO(b.args[0] << " " << b.args[1] << ": " << r.err);
         CHECK(r.status == 1);
         CHECK(has(r.err, b.says));
     }
-    CHECK(pro({"user", "list", "--json"}, db).out == before);
+    CHECK(manage({"user", "list", "--json"}, db).out == before);
 
     // A corrupt file: a clear storage error (2), never a crash, and the file is left as it was.
     const auto junk_path = dir.file("junk.db");
@@ -410,7 +242,7 @@ TEST_CASE("pro: serve: bad flags and unusable databases are clear errors that ch
         std::ofstream junk(junk_path, std::ios::binary);
         junk << std::string(8192, 'x');
     }
-    auto corrupt = pro({"serve", "-P", std::to_string(tcp_port(7))}, "sqlite:" + junk_path);
+    auto corrupt = manage({"serve", "-P", std::to_string(tcp_port(7))}, "sqlite:" + junk_path);
     CHECK(corrupt.status == 2);
     CHECK(has(corrupt.err, "cannot use the database"));
     CHECK(std::filesystem::file_size(junk_path) == 8192);
@@ -420,24 +252,24 @@ TEST_CASE("pro: serve: bad flags and unusable databases are clear errors that ch
         ::chmod(dir.path().c_str(), 0755);
         process::options nobody;
         nobody.unprivileged = true;
-        auto ro = pro({"serve", "-P", std::to_string(tcp_port(7))}, db, nobody);
+        auto ro = manage({"serve", "-P", std::to_string(tcp_port(7))}, db, nobody);
         CHECK(ro.status == 2);
         CHECK(has(ro.err, "cannot use the database"));
     }
 
     // The port taken by another server: exit 2, and the first one goes on serving.
     server first(db, 7, {"--auth", "none"});
-    auto busy = pro({"serve", "-P", std::to_string(tcp_port(7)), "--listen", "127.0.0.1", "--listen6", "none"}, db);
+    auto busy = manage({"serve", "-P", std::to_string(tcp_port(7)), "--listen", "127.0.0.1", "--listen6", "none"}, db);
     CHECK(busy.status == 2);
     CHECK(has(busy.err, "cannot listen on port " + std::to_string(tcp_port(7))));
     CHECK(client(7, {"-d", "1"}).status == 0);
-    CHECK(pro({"user", "list", "--json"}, db).out == before);
+    CHECK(manage({"user", "list", "--json"}, db).out == before);
 }
 
 TEST_CASE("pro: serve: killed in the middle of a test, the usage up to the last flush is kept", "[pro][serve][crash]") {
     temp_dir dir;
     const auto db = "sqlite:" + dir.file("crash.db");
-    REQUIRE(pro({"user", "add", "fred", "-p", "pw", "--quota-daily", "10G"}, db).status == 0);
+    REQUIRE(manage({"user", "add", "fred", "-p", "pw", "--quota-daily", "10G"}, db).status == 0);
     double received = 0;
     {
         server s(db, 6, {});
