@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 
 #include "btest/version.hpp"
+#include "btest_cli/doc.hpp"
 #include "commands.hpp"
 #include "serve.hpp"
 
@@ -16,7 +17,7 @@ constexpr const char* db_help =
     "Database URL. sqlite:PATH is an SQLite file (created by `user add`; relative paths are taken from the "
     "working directory). postgresql://USER:PASSWORD@HOST:PORT/DBNAME (or postgres://, any libpq connection URI) "
     "is a PostgreSQL database shared by a fleet of servers: the database must exist, its tables are created by "
-    "`user add` or `serve`. Default: sqlite:btest-server.db";
+    "`user add` or `serve`. Given twice, the last wins. Default: sqlite:btest-server.db";
 
 constexpr const char* bytes_help =
     "BYTES take the suffixes K, M, G and T in powers of 1000 (as RouterOS shows bytes): 2G = 2,000,000,000 bytes; "
@@ -83,7 +84,8 @@ EXIT STATUS
 
 void add_db(CLI::App* app, std::string& db) {
     db = "sqlite:btest-server.db";
-    app->add_option("--db", db, db_help)->type_name("URL");
+    // The last one wins: the systemd unit names its database and an options file may override it.
+    app->add_option("--db", db, db_help)->type_name("URL")->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 }
 
 void add_quota_flags(CLI::App* app, pro_cli::quota_args& q, bool allow_none) {
@@ -129,6 +131,8 @@ int main(int argc, char** argv) {
     pro_serve::add_serve_flags(*serve_cmd, sv);
     add_db(serve_cmd, sv.db);
     serve_cmd->footer(std::string(bytes_help) + "\n\n" + serve_footer);
+    bool serve_help_man = false;  // hidden: the man page's OPTIONS section (cmake/man.cmake)
+    serve_cmd->add_flag("--help-man", serve_help_man, "the man page's OPTIONS section (roff)")->group("");
 
     // user ...
     auto* user = app.add_subcommand("user", "Manage accounts: add, set, del, list.");
@@ -235,6 +239,10 @@ int main(int argc, char** argv) {
         return pro_cli::exit_usage;
     }
 
+    if (serve_help_man) {
+        std::fputs(btest_cli::man_options(*serve_cmd).c_str(), stdout);
+        return pro_cli::exit_ok;
+    }
     if (*serve_cmd) return pro_serve::serve(sv);
     if (*add_cmd) return pro_cli::user_add(add);
     if (*set_cmd) return pro_cli::user_set(set);
