@@ -2,8 +2,9 @@
 # Shipping checks (run as root on a Debian 12 machine, like CI):
 #   1. the Debian package: cpack builds btestkit_*.deb (Depends from dpkg-shlibdeps), apt-get
 #      installs it, the installed btest prints --version, passes a TCP and a UDP test on loopback
-#      with its server started the way btest-server.service starts it, the installed unit passes
-#      systemd-analyze verify; apt-get purge then leaves none of the package's files behind;
+#      with its server started the way btest-server.service starts it, the installed units pass
+#      systemd-analyze verify; the installed btest-server-pro serves a login test for an account
+#      it added; apt-get purge then leaves none of the package's files behind;
 #   2. the static btest (-DBTEST_STATIC=ON): ldd says it is not a dynamic executable, and it runs.
 # Build directories: build-package/, build-static/. Prints the .deb and binary sizes.
 set -euo pipefail
@@ -45,7 +46,7 @@ rm -f build-package/*.deb
 deb=$(ls build-package/btestkit_*.deb)
 dpkg-deb -f "$deb" Package Version Architecture Depends Conflicts Installed-Size
 depends=$(dpkg-deb -f "$deb" Depends)
-for lib in libbotan-2 libc6 libstdc++6; do
+for lib in libbotan-2 libc6 libstdc++6 libsqlite3-0 libpq5; do
     [[ $depends == *"$lib"* ]] || fail "Depends lacks $lib: $depends"
 done
 
@@ -60,6 +61,11 @@ if command -v man >/dev/null; then man -w btest | grep -q /usr/share/man/man1/bt
 [ "$(stat -c %a /etc/default/btest-server)" = 600 ] || fail "/etc/default/btest-server is not mode 600"
 systemd-analyze verify /usr/lib/systemd/system/btest-server.service
 systemd-analyze security --offline=true --no-pager /usr/lib/systemd/system/btest-server.service | tail -1
+expect "btest-server-pro " btest-server-pro --version
+[ -f /usr/share/man/man8/btest-server-pro.8 ] || fail "no btest-server-pro(8)"
+[ "$(stat -c %a /etc/default/btest-server-pro)" = 600 ] || fail "/etc/default/btest-server-pro is not mode 600"
+systemd-analyze verify /usr/lib/systemd/system/btest-server-pro.service
+systemd-analyze security --offline=true --no-pager /usr/lib/systemd/system/btest-server-pro.service | tail -1
 
 step "a TCP and a UDP test on loopback with the installed binary"
 # The server as the unit starts it: the example configuration's options, then loopback only.
@@ -75,6 +81,22 @@ expect "ended: completed" /usr/bin/btest -c 127.0.0.1 -P "$PORT" -t -r -d 2
 expect "ended: completed" /usr/bin/btest -c 127.0.0.1 -P "$PORT" -u -t -r -b 100M -d 2
 kill -TERM $srv
 wait $srv || fail "server exit status $?"
+trap 'rm -f "$log"' EXIT
+
+step "the installed btest-server-pro: an account, a login test, its history row"
+pro_dir=$(mktemp -d)
+db="sqlite:$pro_dir/accounts.db"
+expect "added" btest-server-pro user add ci -p ci-pass --db "$db"
+/usr/bin/btest-server-pro serve --db "$db" -P $((PORT + 300)) --listen 127.0.0.1 --listen6 none \
+    --udp-port-start $((PORT + 301)) >"$log" 2>&1 &
+srv=$!
+trap 'kill -TERM $srv 2>/dev/null || true; rm -rf "$log" "$pro_dir"' EXIT
+for _ in $(seq 100); do grep -q "btest-server-pro: database" "$log" && break; kill -0 $srv 2>/dev/null || { cat "$log"; fail "btest-server-pro did not start"; }; sleep 0.05; done
+expect "ended: completed" /usr/bin/btest -c 127.0.0.1 -P $((PORT + 300)) -a ci -p ci-pass -t -r -d 2
+kill -TERM $srv
+wait $srv || fail "btest-server-pro exit status $?"
+expect '"user":"ci"' btest-server-pro sessions --json --db "$db"
+rm -rf "$pro_dir"
 trap 'rm -f "$log"' EXIT
 
 step "apt-get purge leaves nothing behind"
