@@ -505,9 +505,10 @@ TEST_CASE("hostile: 10000 connections opened and dropped", "[hostile]") {
 }
 
 TEST_CASE("hostile: a backlog full of dropped connections does not crowd out a real client", "[hostile]") {
-    // The server is frozen while 2,000 connections are opened and dropped, so all of them wait
-    // in its accept queue ahead of the legitimate client: dead peers must not take the
-    // handshake slots (max sessions + slack) the real one needs.
+    // The server is frozen while up to 2,000 connections are opened and dropped (as many as its
+    // accept queue takes: net.core.somaxconn), so all of them wait in the queue ahead of the
+    // legitimate client: dead peers must not take the handshake slots (max sessions + 64 = 164)
+    // the real one needs.
     target t(109);
     REQUIRE(::kill(t.pid(), SIGSTOP) == 0);
     std::size_t opened = 0;
@@ -520,7 +521,7 @@ TEST_CASE("hostile: a backlog full of dropped connections does not crowd out a r
     }
     REQUIRE(::kill(t.pid(), SIGCONT) == 0);
     INFO(opened << " dropped connections queued");
-    CHECK(opened >= 1000);
+    CHECK(opened >= 500);  // well past the 164 handshake slots
     t.check_healthy("a backlog of dropped connections");
 }
 
