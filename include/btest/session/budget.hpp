@@ -8,7 +8,8 @@
 //             a sender never goes past its budget;
 //   receiver: the test ends on the bytes that went past what is left — a UDP datagram at most
 //             one datagram past; a TCP transport reads no more than session::read_limit()
-//             allows, which is one byte past.
+//             allows: what is left while a refill may still come (so the refill is asked for
+//             before anything is overrun), one byte past once none can.
 //
 // A budget arrives with server_session::admit(); below its refill mark the session asks for
 // more (budget_request) and add_budget() tops it up. A dimension without a limit stays so.
@@ -46,16 +47,21 @@ public:
         end_ = end;
         pending_ = false;
         asked_ = false;
+        tx_final_ = rx_final_ = refill_below == 0;
     }
     /// Adds `more` to each dimension that is limited (a refill); how the test ends if this is
-    /// not enough. Clears the pending refill.
+    /// not enough. Clears the pending refill. A side whose room this did not grow gets no
+    /// further refills: it spends what it has, then the test ends as `end` says.
     void add(const byte_budget& more, budget_end end) noexcept {
         auto top = [](std::optional<std::uint64_t>& have, const std::optional<std::uint64_t>& m) {
             if (have && m) have = *have > unlimited - *m ? unlimited : *have + *m;
         };
+        const std::uint64_t tx_before = tx_room(), rx_before = rx_room();
         top(left_.tx, more.tx);
         top(left_.rx, more.rx);
         top(left_.total, more.total);
+        tx_final_ = tx_final_ || tx_room() == tx_before;
+        rx_final_ = rx_final_ || rx_room() == rx_before;
         end_ = end;
         pending_ = false;
         asked_ = false;
@@ -78,15 +84,20 @@ public:
         return over;
     }
 
-    /// True once per refill when a limited dimension fell below the refill mark.
+    /// True once per refill when a side that may still be refilled fell below the refill mark.
     bool refill_due() noexcept {
-        if (asked_ || refill_below_ == 0 || !limited()) return false;
-        if (std::min(tx_room(), rx_room()) >= refill_below_) return false;
+        if (asked_ || !limited()) return false;
+        const bool tx_short = !tx_final_ && tx_room() < refill_below_;
+        const bool rx_short = !rx_final_ && rx_room() < refill_below_;
+        if (!tx_short && !rx_short) return false;
         asked_ = pending_ = true;
         return true;
     }
     /// A refill was asked for and has not come yet: a sender waits for it instead of ending.
     bool refill_pending() const noexcept { return pending_; }
+    /// No more receive budget can come (no refill mark, or the last refill did not grow it):
+    /// the receiver may read past what is left, and the test ends there.
+    bool rx_final() const noexcept { return rx_final_; }
     budget_end end() const noexcept { return end_; }
     const byte_budget& left() const noexcept { return left_; }
 
@@ -100,6 +111,8 @@ private:
     budget_end end_ = budget_end::quota_exhausted;
     bool pending_ = false;
     bool asked_ = false;
+    bool tx_final_ = true;  ///< no refill can grow the send side
+    bool rx_final_ = true;  ///< ... the receive side
 };
 
 } // namespace detail

@@ -78,7 +78,7 @@ public:
     std::error_code admit(time_point now, const byte_budget& budget = {}, std::uint64_t refill_below = 0,
                           budget_end end = budget_end::quota_exhausted) {
         if (finished() || closing() || phase_of(0) != phase::admission) return error();
-        grant_budget(budget, refill_below, end);
+        grant_budget(budget, refill_below, end, cmd_.proto == protocol::tcp && client_sends(cmd_.dir));
         prepare(now);
         return error();
     }

@@ -126,17 +126,20 @@ public:
         return r;
     }
 
-    /// TCP bytes the session accepts on `conn` now: with a receive budget, what is left of it
-    /// plus one byte (so that the read that crosses it ends the test); otherwise unlimited. A
-    /// transport reads no more than this per feed(), so a quota holds to the byte. While a
-    /// refill is on its way it is only what is left, and 0 when nothing is: the transport then
-    /// stops reading (the peer waits in TCP flow control) until add_budget() — after which
-    /// this is more than 0 again, and the transport reads on.
+    /// TCP bytes the session accepts on `conn` now: with a receive budget that can no longer
+    /// grow, what is left of it plus one byte (so that the read that crosses it ends the test);
+    /// while a refill may still come, only what is left — 0 when nothing is: the transport then
+    /// stops reading (the peer waits in TCP flow control) until add_budget(), after which this
+    /// is more than 0 again (more room, or the one byte past when the refill brought none) and
+    /// the transport reads on. Without a budget, unlimited. A transport reads no more than this
+    /// per feed(), so a quota holds to the byte.
     std::size_t read_limit(std::uint32_t conn) const noexcept {
         (void)conn;
-        if (!budget_.limited()) return std::numeric_limits<std::size_t>::max();
+        // Only TCP data counts against it: a UDP test's control connection, and a side that
+        // receives no data (its peer's STATUS records), read freely.
+        if (!budget_.limited() || !budget_counts_reads_) return std::numeric_limits<std::size_t>::max();
         const std::uint64_t room = budget_.rx_room();
-        const std::uint64_t past = budget_.refill_pending() ? 0 : 1;
+        const std::uint64_t past = budget_.rx_final() ? 1 : 0;
         return room >= std::numeric_limits<std::size_t>::max() - past ? std::numeric_limits<std::size_t>::max()
                                                                       : static_cast<std::size_t>(room + past);
     }
@@ -482,8 +485,10 @@ protected:
 
     /// The byte budget of the test (before begin_test); below `refill_below` bytes left a
     /// budget_request follows.
-    void grant_budget(const byte_budget& b, std::uint64_t refill_below, budget_end end) noexcept {
+    /// `tcp_receiver`: the test receives TCP data (what read_limit() holds back).
+    void grant_budget(const byte_budget& b, std::uint64_t refill_below, budget_end end, bool tcp_receiver) noexcept {
         budget_.grant(b, refill_below, end);
+        budget_counts_reads_ = tcp_receiver;
     }
 
     void push_event(event e) { events_.push(std::move(e)); }
@@ -715,6 +720,7 @@ private:
     detail::udp_path udp_;
     std::uint32_t nat_probes_ = 0;
     detail::budget_meter budget_;
+    bool budget_counts_reads_ = false;  ///< read_limit() applies: a TCP test whose data we receive
 
     // counters
     std::uint64_t tx_bytes_ = 0;

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <array>
+#include <limits>
 #include <vector>
 
 #include <btest/session/budget.hpp>
@@ -154,4 +155,47 @@ TEST_CASE("budget: UDP datagrams count with their headers, a sender never goes p
     CHECK(a.s->summary().tx.bytes == 9000);
     CHECK(a.s->finished());
     CHECK(a.s->summary().reason == end_reason::quota_exhausted);
+}
+
+TEST_CASE("budget: a receiver that may still be refilled reads only what is left, and one byte past only when "
+          "no refill can come") {
+    admitted a("01 01 01 00 00 80 00 00 00 00 00 00 00 00 00 00");  // TCP, client transmits
+    (void)a.s->poll_request();
+    a.s->admit({}, byte_budget{std::nullopt, 100'000, std::nullopt}, 60'000);
+    CHECK(a.write({}) == 4);
+    CHECK(a.s->read_limit(0) == 100'000);  // a refill may come: nothing past what is left
+    std::vector<std::byte> zeros(60'000);
+    a.s->feed(0, t0 + 1ms, std::span(zeros).first(50'000));
+    auto rq = a.s->poll_request();  // below the mark
+    CHECK((rq && std::holds_alternative<budget_request>(*rq)));
+    CHECK(a.s->read_limit(0) == 50'000);
+    a.s->feed(0, t0 + 2ms, std::span(zeros).first(50'000));
+    CHECK_FALSE(a.s->finished());
+    CHECK(a.s->read_limit(0) == 0);  // spent, the refill on its way: the transport stops reading
+
+    // A refill smaller than the mark: still only what is left (a read of it all plus one byte
+    // would end a test that a further refill would have kept going), and the next bytes ask again.
+    a.s->add_budget(t0 + 3ms, byte_budget{std::nullopt, 30'000, std::nullopt});
+    CHECK(a.s->read_limit(0) == 30'000);
+    a.s->feed(0, t0 + 4ms, std::span(zeros).first(30'000));
+    CHECK_FALSE(a.s->finished());
+    rq = a.s->poll_request();
+    CHECK((rq && std::holds_alternative<budget_request>(*rq)));
+    CHECK(a.s->read_limit(0) == 0);
+
+    // A refill that brings nothing: no more can come, so the read goes one byte past and ends it.
+    a.s->add_budget(t0 + 5ms, byte_budget{});
+    CHECK_FALSE(a.s->poll_request());
+    CHECK(a.s->read_limit(0) == 1);
+    a.s->feed(0, t0 + 6ms, std::span(zeros).first(1));
+    REQUIRE(a.s->finished());
+    CHECK(a.s->summary().reason == end_reason::quota_exhausted);
+    CHECK(a.s->summary().rx.bytes == 130'001);
+}
+
+TEST_CASE("budget: a side that receives no TCP data reads its peer's STATUS freely, whatever its receive budget") {
+    admitted a("01 02 01 00 00 80 00 00 00 00 00 00 00 00 00 00");  // TCP, client receives
+    (void)a.s->poll_request();
+    a.s->admit({}, byte_budget{1'000'000, 0, std::nullopt}, 100'000);
+    CHECK(a.s->read_limit(0) == std::numeric_limits<std::size_t>::max());
 }
