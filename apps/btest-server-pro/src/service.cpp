@@ -165,7 +165,7 @@ void service::run(std::size_t index) {
     }
 }
 
-std::size_t service::flush_now(storage& db) {
+std::size_t service::flush_now(storage& db, bool* ok) {
     std::lock_guard flush_lock(flush_mu_);
     const sys_ms now = cfg_.clock();
     // Renew a quiet test's lease well before it could expire.
@@ -186,6 +186,7 @@ std::size_t service::flush_now(storage& db) {
         lost = attempt(db, [&](storage& s) { return ledger_.record_usage(s, reports, now); });
     } catch (const storage_error& e) {
         failed(e);  // still pending: retried at the next flush
+        if (ok) *ok = false;
         expire_unrenewed(now);
         return 0;
     }
@@ -234,12 +235,15 @@ void service::expire_unrenewed(sys_ms now) {
         if (cb) cb(id);
 }
 
-void service::retry_closes(storage& db) {
+bool service::retry_closes(storage& db) {
+    // Serialised across workers: a flush() that finds the list empty while another worker is
+    // still writing what it took must wait for that write, or "flushed" would not mean written.
+    std::lock_guard serial(retry_mu_);
     for (;;) {
         pending_close c;
         {
             std::lock_guard lock(mu_);
-            if (closes_.empty()) return;
+            if (closes_.empty()) return true;
             c = std::move(closes_.front());
             closes_.pop_front();
         }
@@ -249,7 +253,7 @@ void service::retry_closes(storage& db) {
             failed(e);
             std::lock_guard lock(mu_);
             closes_.push_front(std::move(c));  // still unreachable: try again at the next flush
-            return;
+            return false;
         }
     }
 }
@@ -390,11 +394,11 @@ void service::set_ip_quota(quota_limits q, std::function<void(std::optional<stor
 
 void service::flush(std::function<void(async_result<std::size_t>)> done) {
     enqueue([this, done = std::move(done)](storage& db) {
-        const auto before = errors();
+        // This call's own failures only: other workers may fail meanwhile (a reconnect).
         async_result<std::size_t> r;
-        retry_closes(db);
-        const std::size_t n = flush_now(db);
-        if (errors() != before)
+        bool ok = retry_closes(db);
+        const std::size_t n = flush_now(db, &ok);
+        if (!ok)
             r.error = storage_failure{available_.load() ? storage_errc::io : storage_errc::unavailable,
                                       "flushing usage failed (see the storage error reported before)"};
         else

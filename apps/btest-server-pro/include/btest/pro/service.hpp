@@ -190,8 +190,10 @@ private:
     /// Runs `fn(db)` with the retry rules above; rethrows the last failure.
     template <class F>
     auto attempt(storage& db, F&& fn) -> decltype(fn(db));
-    std::size_t flush_now(storage& db);
-    void retry_closes(storage& db);
+    /// Writes the usage of running tests; `*ok` (if given) becomes false when that failed.
+    std::size_t flush_now(storage& db, bool* ok = nullptr);
+    /// Writes the kept closes; false when one failed (it stays kept).
+    bool retry_closes(storage& db);
     void expire_unrenewed(sys_ms now);
     storage_failure failed(const storage_error& e);
     void succeeded() noexcept { available_.store(true, std::memory_order_relaxed); }
@@ -209,6 +211,7 @@ private:
     std::deque<pending_close> closes_;         ///< guarded by mu_
     bool stopping_ = false;
     std::mutex flush_mu_;  ///< one flush at a time (the periodic one and flush())
+    std::mutex retry_mu_;  ///< one retry_closes() at a time: a flush returns only after the closes another worker was writing
     std::vector<std::thread> workers_;
 };
 
