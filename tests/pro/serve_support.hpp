@@ -129,11 +129,23 @@ inline client_result client(unsigned k, std::vector<std::string> args) {
 
 inline std::string error_code(const client_result& r) { return r.error ? r.error->operator[]("error_code").str() : ""; }
 
-/// The newest history rows (sessions --json), newest first.
-inline std::vector<test::json::value> sessions(const std::string& db) {
-    auto r = manage({"sessions", "--json"}, db);
-    REQUIRE(r.status == 0);
-    return json_lines(r.out);
+/// The history rows (sessions --json, with `filter` flags), newest first. The server writes a
+/// test's row after the test ended, so a client that just returned may not see it closed yet:
+/// `settled` waits (up to 10 s) until no row is still running.
+inline std::vector<test::json::value> sessions(const std::string& db, std::vector<std::string> filter = {},
+                                               bool settled = true) {
+    std::vector<std::string> args{"sessions", "--json"};
+    args.insert(args.end(), filter.begin(), filter.end());
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (;;) {
+        auto r = manage(args, db);
+        REQUIRE(r.status == 0);
+        auto rows = json_lines(r.out);
+        bool running = false;
+        for (auto& row : rows) running = running || row["end"].is_null();
+        if (!settled || !running || std::chrono::steady_clock::now() >= deadline) return rows;
+        std::this_thread::sleep_for(50ms);
+    }
 }
 
 /// used_bytes of one (window, direction) line of `quota show`.
