@@ -90,8 +90,16 @@
     c.chart.data.labels = labels;
     c.chart.data.datasets[0].data = tx;
     c.chart.data.datasets[1].data = rx;
+    c.chart.data.datasets[0].hidden = t.direction === 'transmit';  // the directions the test uses
+    c.chart.data.datasets[1].hidden = t.direction === 'receive';
     c.chart.update();
     c.canvas.dataset.points = String(labels.length);
+    // What the chart painted (pixels not transparent): lets a test tell a drawn chart from an
+    // empty canvas.
+    const px = c.canvas.getContext('2d').getImageData(0, 0, c.canvas.width, c.canvas.height).data;
+    let painted = 0;
+    for (let i = 3; i < px.length; i += 4) if (px[i] !== 0) ++painted;
+    c.canvas.dataset.painted = String(painted);
   }
 
   function showLive(data) {
