@@ -453,6 +453,7 @@ void add_serve_flags(CLI::App& cmd, serve_args& a) {
                                "dashboard shows tables only). Default: {} (Debian: libjs-chart.js)",
                                a.chart_js))
         ->type_name("FILE");
+    cmd.option_defaults()->group("public server");  // flags added after these (--db) go back there
 }
 
 int serve(serve_args& a) {
