@@ -233,7 +233,7 @@ public:
                                                       s->connections, s->proto == btest::protocol::udp ? "stream(s)" : "connection(s)",
                                                       s->user.empty() ? "" : ", user " + s->user));
         } else if (auto* a = std::get_if<btest::auth_result>(&ev)) {
-            mon_.seen(t.id);
+            if (a->ok) mon_.seen(t.id);  // (a failed login has no handshake to time)
             mon_.auth(auth_method_, a->ok);
             if (!a->ok) log_.info(tag(t.id, t.peer) + "authentication failed for user \"" + printable(a->user) + "\"");
             else log_.detail(tag(t.id, t.peer) + "authentication succeeded for user \"" + printable(a->user) + "\"");

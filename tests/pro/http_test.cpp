@@ -639,3 +639,34 @@ TEST_CASE("pro: http: bad --http and --admin-token-file values are usage errors,
     CHECK(r.status == 2);
     CHECK(has(r.err, "--http"));
 }
+
+TEST_CASE("pro: http: refusals and quota cut-offs are counted by cause", "[pro][http]") {
+    temp_dir dir;
+    const auto db = "sqlite:" + dir.file("refusals.db");
+    REQUIRE(pro({"user", "add", "small", "-p", "pw", "--quota-daily", "3M"}, db).status == 0);
+    server s(db, 5, "", {"--deny", "127.0.0.3", "--lease-slice", "1M"});
+
+    // A denied address: closed before the greeting.
+    const int fd = connect_from("127.0.0.3", tcp_port(5));
+    REQUIRE(fd >= 0);
+    CHECK(read_all(fd).empty());
+    ::close(fd);
+
+    // The quota: the first test is cut off when it is spent, the next one refused.
+    client(5, {"-a", "small", "-p", "pw", "-d", "10", "-r"});
+    client(5, {"-a", "small", "-p", "pw", "-d", "1", "-r"});
+
+    const auto rows = json_lines(pro({"sessions", "--json"}, db).out);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[1]["ended_by"].str() == "quota_exhausted");
+    CHECK(rows[0]["refused"].boolean());
+    auto m = prom_parse::parse(get(5, "/metrics").body);
+    REQUIRE(m.error.empty());
+    CHECK(m.value("btest_refusals_total", {{"cause", "deny_list"}}) == 1);
+    CHECK(m.value("btest_refusals_total", {{"cause", "quota"}}) == 1);
+    CHECK(m.value("btest_quota_cutoffs_total") == 1);
+    CHECK(m.value("btest_sessions_total", {{"protocol", "tcp"}, {"direction", "receive"}, {"end_reason", "quota_exhausted"}}) == 1);
+    CHECK(m.value("btest_bytes_total", {{"direction", "out"}}) == rows[1]["tx_bytes"].number());
+    CHECK(m.value("btest_sessions_active") == 0);
+    CHECK(s.stop() == 0);
+}
