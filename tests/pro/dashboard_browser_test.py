@@ -49,7 +49,7 @@ def get_json(path):
 def chromium_run(chromium, profile, extra, timeout=90):
     # --virtual-time-budget: the page's timers run until 4 s of page time passed (network
     # waits pause that clock), so the dashboard refreshes a few times before the dump.
-    args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+    args = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
             "--disable-extensions", "--user-data-dir=" + profile, "--virtual-time-budget=4000"]
     args += extra + ["http://127.0.0.1:%d/" % HTTP]
     return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout, text=True)
