@@ -13,13 +13,14 @@ JOBS=${JOBS:-$(nproc)}
 # Debian packages the btest app needs (the demo), and what the tests, fuzzers and benchmarks add
 # (systemd: systemd-analyze checks the unit files; groff-base: the man page check; prometheus:
 # promtool checks the metrics the probe writes; postgresql-15: btest-server-pro's tests start
-# throwaway clusters of their own — the package's default cluster is not used).
+# throwaway clusters of their own — the package's default cluster is not used; chromium,
+# libjs-chart.js, python3: btest-server-pro's dashboard, tested in headless Chromium).
 APP_PACKAGES=(build-essential cmake ninja-build pkg-config ccache
               libbotan-2-dev libboost1.81-dev librange-v3-dev libcli11-dev libfmt-dev
               libcpp-httplib-dev libtoml11-dev)
 PACKAGES=("${APP_PACKAGES[@]}" catch2 libbenchmark-dev
           clang libclang-rt-14-dev iproute2 procps systemd groff-base prometheus
-          libsqlite3-dev libpq-dev postgresql-15)
+          libsqlite3-dev libpq-dev postgresql-15 chromium libjs-chart.js python3)
 
 install_deps() {
     local missing=() wanted=("${PACKAGES[@]}")

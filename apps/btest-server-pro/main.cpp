@@ -79,6 +79,12 @@ constexpr const char* serve_footer = R"(A PUBLIC SERVER
         --ip-quota-daily 2G --ip-quota-weekly 8G --ip-quota-monthly 24G
   (EC-SRP5 is safer; --auth md5 serves old RouterOS, and only accounts added with --md5.)
 
+DASHBOARD, API AND METRICS
+  --http 127.0.0.1:8080 serves a dashboard (/), a JSON API (/api/v1/info, live, sessions,
+  sessions/ID, quota, users) and Prometheus metrics (/metrics). A visitor sees only its own
+  address's tests and quota; everything else needs the token of --admin-token-file sent as
+  "Authorization: Bearer TOKEN". Reference: docs/dashboard.md.
+
 EXIT STATUS
   0 stopped by SIGINT/SIGTERM; 1 usage error; 2 the database or the listening port could not be used.)";
 

@@ -8,8 +8,10 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <fstream>
 #include <functional>
 #include <future>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -27,6 +29,7 @@
 
 #include "btest/auth/botan_entropy.hpp"
 #include "btest/pro/byte_size.hpp"
+#include "btest/pro/cidr.hpp"
 #include "btest/pro/db_credentials.hpp"
 #include "btest/pro/pg.hpp"
 #include "btest/pro/service.hpp"
@@ -34,6 +37,8 @@
 #include "btest/transport/asio/server.hpp"
 #include "btest_cli/server_setup.hpp"
 #include "commands.hpp"
+#include "http_api.hpp"
+#include "monitor.hpp"
 
 namespace pro_serve {
 
@@ -94,7 +99,8 @@ std::optional<std::uint64_t> grown(const std::optional<std::uint64_t>& before, c
 /// every admitted test, log lines.
 class pro_server final : public bta::server_observer, public bta::admission_hook {
 public:
-    pro_server(pro::service& svc, logger& log, std::uint64_t slice) : svc_(svc), log_(log), slice_(slice) {}
+    pro_server(pro::service& svc, logger& log, monitor& mon, std::uint64_t slice, const char* auth_method)
+        : svc_(svc), log_(log), mon_(mon), slice_(slice), auth_method_(auth_method) {}
 
     // ---- admission (io threads; the ledger answers on its workers) -------------------------
 
@@ -112,7 +118,9 @@ public:
         req.server_sends = btest::server_sends(cmd.dir);
         req.server_receives = btest::client_sends(cmd.dir);
         req.min_grant = cmd.proto == btest::protocol::udp ? cmd.tx_size : cmd.tcp_chunk();
+        mon_.seen(q.test_id);  // without authentication, the command is the first we see of a test
         if (!svc_.database_available()) {
+            mon_.refused(refusal_cause::quota_unavailable);
             log_.problem(tag(q.test_id, q.peer) + "refused: the database is unreachable (quota_unavailable)");
             ctl.admit({.admit = false, .refusal = make_error_code(btest::errc::quota_unavailable)});
             svc_.record_refused(req, "quota_unavailable");
@@ -120,15 +128,25 @@ public:
         }
         const auto id = q.test_id;
         const auto peer = q.peer;
+        live_test view;
+        view.peer_ip = q.peer.address.to_string();
+        view.peer_port = q.peer.port;
+        view.peer = pro::format_endpoint(q.peer.address, q.peer.port);
+        view.user = q.user;
+        view.protocol = req.protocol;
+        view.direction = req.direction;
+        view.connections = req.connections;
         svc_.open_test(
             req,
-            [this, id, peer, ctl](pro::async_result<pro::open_result> r) {
+            [this, id, peer, ctl, view = std::move(view)](pro::async_result<pro::open_result> r) mutable {
                 if (!r) {
+                    mon_.refused(refusal_cause::quota_unavailable);
                     log_.problem(tag(id, peer) + "refused: quota store: " + r.error->message);
                     ctl.admit({.admit = false, .refusal = make_error_code(btest::errc::quota_unavailable)});
                     return;
                 }
                 if (!r.value->admitted) {
+                    mon_.refused(refusal_cause::quota);
                     log_.info(tag(id, peer) + "refused: quota exhausted (" + r.value->detail + ")");
                     ctl.admit({.admit = false, .refusal = make_error_code(btest::errc::quota_exhausted)});
                     return;
@@ -141,6 +159,9 @@ public:
                     t.ctl = ctl;
                     by_session_[t.session_id] = id;
                 }
+                view.session_id = r.value->session_id;
+                view.start = pro::utc_now();
+                mon_.admitted(id, std::move(view));
                 // Below one slice left, ask for the next: the ledger holds up to two per direction,
                 // so the refill arrives while the test still has a slice to spend.
                 ctl.admit({.admit = true, .budget = to_kit(r.value->budget), .refill_below = slice_});
@@ -188,6 +209,12 @@ public:
         log_.info("btest-server-pro: not listening on " + bta::to_string(at) + ": " + ec.message());
     }
     void on_refused(const btest::endpoint& peer, btest::refusal why) override {
+        switch (why) {
+        case btest::refusal::max_sessions: mon_.refused(refusal_cause::max_sessions); break;
+        case btest::refusal::connections_per_ip: mon_.refused(refusal_cause::per_ip); break;
+        case btest::refusal::auth_failures: mon_.refused(refusal_cause::throttle); break;
+        case btest::refusal::address_denied: mon_.refused(refusal_cause::deny_list); break;
+        }
         // A full server or a denied address is news; per-address limits (a scan trips them
         // thousands of times) are detail.
         const auto line = fmt::format("[   -] {} refused: {}", bta::to_string(peer), btest::to_string(why));
@@ -195,29 +222,35 @@ public:
         else log_.detail(line);
     }
     void on_dropped(const bta::connection_view& c, const std::error_code& why) override {
+        mon_.forget(c.id);
         log_.detail(tag(c.id, c.peer) + "closed before a test: " + why.message());
     }
 
     void on_event(const bta::server_test_view& t, const btest::event& ev) override {
         if (auto* s = std::get_if<btest::test_started>(&ev)) {
+            mon_.started(t.id);
             log_.info(tag(t.id, t.peer) + fmt::format("test started: {} {}, {} {}{}", name(s->proto), name(s->dir),
                                                       s->connections, s->proto == btest::protocol::udp ? "stream(s)" : "connection(s)",
                                                       s->user.empty() ? "" : ", user " + s->user));
         } else if (auto* a = std::get_if<btest::auth_result>(&ev)) {
+            if (a->ok) mon_.seen(t.id);  // (a failed login has no handshake to time)
+            mon_.auth(auth_method_, a->ok);
             if (!a->ok) log_.info(tag(t.id, t.peer) + "authentication failed for user \"" + printable(a->user) + "\"");
             else log_.detail(tag(t.id, t.peer) + "authentication succeeded for user \"" + printable(a->user) + "\"");
         } else if (auto* r = std::get_if<btest::interval_report>(&ev)) {
             std::int64_t session_id = 0;
+            const pro::interval_row row{std::chrono::duration_cast<std::chrono::milliseconds>(r->start).count(),
+                                        std::chrono::duration_cast<std::chrono::milliseconds>(r->end).count(),
+                                        r->tx.bytes, r->rx.bytes, r->tx.bits_per_second, r->rx.bits_per_second,
+                                        r->rx.lost_packets};
             {
                 std::lock_guard lk(m_);
                 auto it = tests_.find(t.id);
                 if (it == tests_.end()) return;
                 session_id = it->second.session_id;
-                it->second.intervals.push_back(pro::interval_row{
-                    std::chrono::duration_cast<std::chrono::milliseconds>(r->start).count(),
-                    std::chrono::duration_cast<std::chrono::milliseconds>(r->end).count(), r->tx.bytes, r->rx.bytes,
-                    r->tx.bits_per_second, r->rx.bits_per_second, r->rx.lost_packets});
+                it->second.intervals.push_back(row);
             }
+            mon_.interval(t.id, row);
             const auto sum = t.session.summary();
             svc_.record_usage(session_id, pro::usage_counts{sum.rx.bytes, sum.tx.bytes});
         } else if (auto* c = std::get_if<btest::session_closed>(&ev)) {
@@ -244,7 +277,10 @@ private:
         {
             std::lock_guard lk(m_);
             auto it = tests_.find(t.id);
-            if (it == tests_.end()) return;  // never admitted: no test to record
+            if (it == tests_.end()) {  // never admitted: no test to record
+                mon_.forget(t.id);
+                return;
+            }
             e = std::move(it->second);
             tests_.erase(it);
             by_session_.erase(e.session_id);
@@ -258,6 +294,14 @@ private:
         r.lost_packets = s.rx.lost_packets;
         r.ended_by = btest::to_string(c.reason);
         r.error = c.error ? c.error.message() : "";
+        {
+            pro::session_row totals;
+            totals.tx_bytes = r.tx_bytes;
+            totals.rx_bytes = r.rx_bytes;
+            totals.lost_packets = r.lost_packets;
+            totals.ended_by = r.ended_by;
+            mon_.ended(t.id, totals, s.tx.packets, s.rx.packets);
+        }
         svc_.close_test(e.session_id, std::move(r), std::move(e.intervals),
                         [this, id = t.id, peer = t.peer](std::optional<pro::storage_failure> f) {
                             if (f) log_.problem(tag(id, peer) + "history not written yet (kept for retry): " + f->message);
@@ -284,7 +328,9 @@ private:
 
     pro::service& svc_;
     logger& log_;
+    monitor& mon_;
     std::uint64_t slice_;
+    const char* auth_method_;
     std::mutex m_;
     std::map<std::uint64_t, test_entry> tests_;         ///< by the server's test id
     std::map<std::int64_t, std::uint64_t> by_session_;  ///< history id → test id
@@ -316,6 +362,21 @@ btest::address_filter filter_of(const serve_args& a) {
     for (const auto& s : a.allow) f.allow(add(s, "--allow"));
     for (const auto& s : a.deny) f.deny(add(s, "--deny"));
     return f;
+}
+
+/// The admin token from its file: one line of printable ASCII without spaces, 16..256 bytes.
+std::string read_admin_token(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw usage_error("--admin-token-file '" + path + "': cannot read it");
+    std::string text(std::istreambuf_iterator<char>(f), {});
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r' || text.back() == ' ' || text.back() == '\t'))
+        text.pop_back();
+    if (text.size() < 16 || text.size() > 256)
+        throw usage_error("--admin-token-file: the token must be 16 to 256 characters (e.g. `openssl rand -hex 32`)");
+    for (unsigned char ch : text)
+        if (ch <= 0x20 || ch >= 0x7f)
+            throw usage_error("--admin-token-file: the token must be one line of printable characters without spaces");
+    return text;
 }
 
 std::string default_server_id(std::uint16_t port) {
@@ -375,6 +436,24 @@ void add_serve_flags(CLI::App& cmd, serve_args& a) {
         ->check(CLI::Range(10.0, 3600.0));
     cmd.add_option("--server-id", a.server_id, "this server's name in the database's leases. Default: HOSTNAME:PORT")
         ->type_name("NAME");
+
+    cmd.option_defaults()->group("dashboard, API and metrics");
+    cmd.add_option("--http", a.http,
+                   "serve the dashboard (/), the JSON API (/api/v1/...) and Prometheus metrics (/metrics) on this "
+                   "address ([::]:PORT or :PORT: every address). A visitor sees only its own address's tests and "
+                   "quota. Default: off")
+        ->type_name("ADDR:PORT");
+    cmd.add_option("--admin-token-file", a.admin_token_file,
+                   "file holding the admin token (16 to 256 printable characters, one line): HTTP requests with "
+                   "'Authorization: Bearer TOKEN' see every address, every test and the users. "
+                   "Default: none (no admin access)")
+        ->type_name("FILE");
+    cmd.add_option("--chart-js", a.chart_js,
+                   fmt::format("Chart.js for the dashboard's charts, served as /static/chart.js (without it the "
+                               "dashboard shows tables only). Default: {} (Debian: libjs-chart.js)",
+                               a.chart_js))
+        ->type_name("FILE");
+    cmd.option_defaults()->group("public server");  // flags added after these (--db) go back there
 }
 
 int serve(serve_args& a) {
@@ -382,6 +461,7 @@ int serve(serve_args& a) {
     btest::transport::server_options so;
     pro::quota_limits ip_quota;
     std::uint64_t slice = 0;
+    http_config hc;
     try {
         if (a.only_v4 && a.only_v6) throw usage_error("-4 and -6 exclude each other");
         if (a.udp_port_end && *a.udp_port_end < a.udp_port_start) throw usage_error("--udp-port-end is below --udp-port-start");
@@ -393,6 +473,12 @@ int serve(serve_args& a) {
         auto s = pro::parse_byte_size(a.lease_slice, &why);
         if (!s || *s == 0) throw usage_error("--lease-slice: " + (s ? std::string("must be more than 0") : why));
         slice = *s;
+        if (!a.http.empty() && !split_listen(a.http, hc.host, hc.port))
+            throw usage_error("--http: expected ADDR:PORT, [IPv6]:PORT or :PORT (port 1..65535), got '" + a.http + "'");
+        if (!a.admin_token_file.empty()) {
+            if (a.http.empty()) throw usage_error("--admin-token-file needs --http");
+            hc.admin_token = read_admin_token(a.admin_token_file);
+        }
     } catch (const usage_error& e) {
         pro_cli::error(e.what());
         return pro_cli::exit_usage;
@@ -432,8 +518,32 @@ int serve(serve_args& a) {
 
     // ---- the server --------------------------------------------------------------------------
     boost::asio::io_context ioc(1);
-    pro_server hook(*svc, log, slice);
+    monitor mon;
+    const char* auth_name = so.session.auth == btest::auth_method::none ? "none"
+                            : so.session.auth == btest::auth_method::md5 ? "md5"
+                                                                          : "ecsrp5";
+    pro_server hook(*svc, log, mon, slice, auth_name);
     so.admission = &hook;
+    std::unique_ptr<http_api> api;
+    if (!a.http.empty()) {
+        hc.chart_js = a.chart_js;
+        hc.server_id = cfg.ledger.holder;
+        hc.auth = auth_name;
+        hc.max_duration_s = a.max_duration_s;
+        hc.max_sessions = so.max_sessions;
+        hc.max_conn_per_ip = so.max_connections_per_ip;
+        hc.io_threads = static_cast<std::size_t>(so.threads);
+        hc.ip_quota = ip_quota;
+        const auto where = a.http;
+        api = std::make_unique<http_api>(std::move(hc), *svc, mon);
+        std::string error;
+        if (!api->start(error)) {
+            pro_cli::error("--http " + where + ": " + error);
+            return pro_cli::exit_storage;
+        }
+        log.info(fmt::format("btest-server-pro: dashboard, API and metrics on http://{} ({} admin token)", where,
+                             a.admin_token_file.empty() ? "no" : "with an"));
+    }
     bta::server srv(ioc, so, rng, creds.get(), hook);
     if (auto ec = srv.start()) {
         pro_cli::error("cannot listen on port " + std::to_string(a.port) + ": " + ec.message());
@@ -467,6 +577,7 @@ int serve(serve_args& a) {
     });
     ioc.run();
     srv.join();
+    if (api) api->stop();
     return pro_cli::exit_ok;
 }
 

@@ -25,6 +25,9 @@ struct serve_args : btest_cli::shared_flags, btest_cli::server_flags, btest_cli:
     std::string lease_slice = "100M";
     double lease_expiry_s = 60;
     std::string server_id;
+    std::string http;              ///< --http ADDR:PORT; empty: no HTTP
+    std::string admin_token_file;  ///< --admin-token-file
+    std::string chart_js = "/usr/share/javascript/chart.js/chart.min.js";
 };
 
 /// Declares the subcommand's flags on `cmd`.
