@@ -246,4 +246,9 @@ TEST_CASE("pro: json: every string is escaped, bad UTF-8 replaced, output parses
     CHECK(v["arr"].arr().size() == 3);
     CHECK(v["d"].number() == 1.5);
     CHECK(j.str().find('\n') == std::string::npos);
+
+    // Doubles: the shortest text that reads back the same (a duration of 2049 ms is 2.049).
+    json_writer k;
+    k.begin_array().number(2049 / 1000.0).number(0.1).number(1e21).number(-0.0).end_array();
+    CHECK(k.str() == "[2.049,0.1,1e+21,-0]");
 }

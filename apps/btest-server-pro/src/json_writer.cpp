@@ -1,6 +1,7 @@
 #include "btest/pro/json_writer.hpp"
 
 #include <cassert>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 
@@ -108,9 +109,10 @@ json_writer& json_writer::number(double v) {
         out_ += "null";
         return *this;
     }
+    // The shortest text that reads back as the same double: 2.049, not 2.0489999999999999.
     char buf[40];
-    std::snprintf(buf, sizeof buf, "%.17g", v);
-    out_ += buf;
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out_.append(buf, r.ptr);
     return *this;
 }
 json_writer& json_writer::boolean(bool v) {
