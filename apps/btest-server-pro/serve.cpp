@@ -578,6 +578,11 @@ int serve(serve_args& a) {
     ioc.run();
     srv.join();
     if (api) api->stop();
+    // The database goes first, while the hook and the server it answers are still here: its
+    // workers finish the queued jobs (closes of the last tests, say) and may still call back.
+    api.reset();
+    creds.reset();
+    svc.reset();
     return pro_cli::exit_ok;
 }
 
