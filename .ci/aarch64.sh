@@ -38,8 +38,11 @@ if [ ! -f "$SYSROOT/usr/lib/aarch64-linux-gnu/libbotan-2.a" ]; then
     (cd "$B/debs" && apt-get download -qq libbotan-2-dev:arm64) || { apt-get update -qq; (cd "$B/debs" && apt-get download -qq libbotan-2-dev:arm64); }
     dpkg-deb -x "$B"/debs/libbotan-2-dev_*_arm64.deb "$SYSROOT"
 fi
-# Header-only libraries are the same for every architecture: linked from the host.
-for h in boost CLI fmt; do ln -sfn "/usr/include/$h" "$SYSROOT/usr/include/$h"; done
+# Header-only libraries are the same for every architecture: linked from the host. range-v3's
+# CMake files are copied, not linked, so that they point at the sysroot's include directory
+# (through a link they resolve to the host's /usr/include, which a cross build must not see).
+for h in boost CLI fmt range meta concepts std; do ln -sfn "/usr/include/$h" "$SYSROOT/usr/include/$h"; done
+mkdir -p "$SYSROOT/usr/lib/cmake" && rm -rf "$SYSROOT/usr/lib/cmake/range-v3" && cp -r /usr/lib/cmake/range-v3 "$SYSROOT/usr/lib/cmake/"
 
 step "cross-compile the static btest"
 launcher=()
