@@ -15,6 +15,7 @@
 #include "btest/pro/accounts.hpp"
 #include "btest/pro/byte_size.hpp"
 #include "btest/pro/cidr.hpp"
+#include "btest/pro/json_rows.hpp"
 #include "btest/pro/json_writer.hpp"
 #include "btest/pro/ledger.hpp"
 #include "btest/pro/storage.hpp"
@@ -199,16 +200,6 @@ std::string limits_text(const pro::quota_limits& q) {
     return s.empty() ? "-" : s;
 }
 
-void write_limits(pro::json_writer& j, const pro::quota_limits& q) {
-    j.begin_object();
-    for (auto w : pro::all_windows) {
-        j.key(pro::to_string(w)).begin_object();
-        for (auto d : pro::all_quota_dirs) j.key(pro::to_string(d)).optional(q.get(w, d));
-        j.end_object();
-    }
-    j.end_object();
-}
-
 std::string rate_text(std::uint64_t bps) { return fmt::format("{:.2f} Mbit/s", static_cast<double>(bps) / 1e6); }
 
 } // namespace
@@ -302,12 +293,7 @@ int user_list(const user_list_args& a) {
         if (a.json) {
             for (const auto& acc : accounts) {
                 pro::json_writer j;
-                j.begin_object().field("name", acc.name).key("methods").begin_array();
-                for (auto m : pro::methods(acc)) j.string(m);
-                j.end_array().key("quotas");
-                write_limits(j, acc.quotas);
-                j.field("created", pro::format_utc(acc.created)).field("updated", pro::format_utc(acc.updated));
-                j.end_object();
+                pro::write_account(j, acc);
                 fmt::print("{}\n", j.str());
             }
             return exit_ok;
@@ -356,17 +342,7 @@ int quota_show(const quota_show_args& a) {
         if (a.json) {
             for (const auto& q : *lines) {
                 pro::json_writer j;
-                j.begin_object()
-                    .field(kind, who.key)
-                    .field("window", pro::to_string(q.win))
-                    .field("direction", pro::to_string(q.dir))
-                    .field("limit_bytes", q.limit)
-                    .field("used_bytes", q.used)
-                    .field("reserved_bytes", q.reserved)
-                    .field("remaining_bytes", q.remaining)
-                    .field("period_start", pro::format_utc(q.period_start))
-                    .field("period_end", pro::format_utc(q.period_end))
-                    .end_object();
+                pro::write_quota_line(j, who, q);
                 fmt::print("{}\n", j.str());
             }
             return exit_ok;
@@ -416,27 +392,8 @@ int sessions(const sessions_args& a) {
         if (a.json) {
             for (const auto& r : rows) {
                 pro::json_writer j;
-                j.begin_object().field("id", r.id).field("start", pro::format_utc(r.start)).key("end");
-                if (r.end) j.string(pro::format_utc(*r.end)); else j.null();
-                j.key("duration_s");
-                if (r.end) j.number(static_cast<double>((*r.end - r.start).count()) / 1000.0); else j.null();
-                j.field("peer", pro::format_endpoint(r.peer_ip, r.peer_port)).key("user");
-                if (r.user.empty()) j.null(); else j.string(r.user);
-                j.field("protocol", r.protocol)
-                    .field("direction", r.direction)
-                    .field("connections", r.connections)
-                    .field("tx_speed_requested", r.tx_speed_requested)
-                    .field("rx_speed_requested", r.rx_speed_requested)
-                    .field("tx_bytes", r.tx_bytes)
-                    .field("rx_bytes", r.rx_bytes)
-                    .field("tx_bits_per_second", r.tx_bits_per_second)
-                    .field("rx_bits_per_second", r.rx_bits_per_second)
-                    .field("lost_packets", r.lost_packets)
-                    .key("ended_by");
-                if (r.ended_by.empty()) j.null(); else j.string(r.ended_by);
-                j.key("error");
-                if (r.error.empty()) j.null(); else j.string(r.error);
-                j.field("refused", r.refused).end_object();
+                pro::write_session_fields(j, r);
+                j.end_object();
                 fmt::print("{}\n", j.str());
             }
             return exit_ok;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "btest/pro/cidr.hpp"
+#include "btest/pro/json_rows.hpp"
 #include "btest/pro/json_writer.hpp"
 #include "btest/pro/accounts.hpp"
 #include "btest/pro/ledger.hpp"
@@ -85,16 +86,6 @@ double seconds_between(pro::sys_ms a, pro::sys_ms b) { return static_cast<double
 
 // ---- JSON objects: the field names of `btest-server-pro … --json` and `btest --json` ----------
 
-void write_limits(pro::json_writer& j, const pro::quota_limits& q) {
-    j.begin_object();
-    for (auto w : pro::all_windows) {
-        j.key(pro::to_string(w)).begin_object();
-        for (auto d : pro::all_quota_dirs) j.key(pro::to_string(d)).optional(q.get(w, d));
-        j.end_object();
-    }
-    j.end_object();
-}
-
 void write_interval(pro::json_writer& j, const pro::interval_row& r) {
     j.begin_object()
         .field("start_s", static_cast<double>(r.start_ms) / 1000.0)
@@ -105,54 +96,6 @@ void write_interval(pro::json_writer& j, const pro::interval_row& r) {
         .field("rx_bits_per_second", r.rx_bits_per_second)
         .field("lost_packets", r.lost_packets)
         .end_object();
-}
-
-/// A history row: exactly the fields of `sessions --json` (the object is left open for more).
-void write_session_fields(pro::json_writer& j, const pro::session_row& r) {
-    j.begin_object().field("id", r.id).field("start", pro::format_utc(r.start)).key("end");
-    if (r.end) j.string(pro::format_utc(*r.end)); else j.null();
-    j.key("duration_s");
-    if (r.end) j.number(seconds_between(r.start, *r.end)); else j.null();
-    j.field("peer", pro::format_endpoint(r.peer_ip, r.peer_port)).key("user");
-    if (r.user.empty()) j.null(); else j.string(r.user);
-    j.field("protocol", r.protocol)
-        .field("direction", r.direction)
-        .field("connections", r.connections)
-        .field("tx_speed_requested", r.tx_speed_requested)
-        .field("rx_speed_requested", r.rx_speed_requested)
-        .field("tx_bytes", r.tx_bytes)
-        .field("rx_bytes", r.rx_bytes)
-        .field("tx_bits_per_second", r.tx_bits_per_second)
-        .field("rx_bits_per_second", r.rx_bits_per_second)
-        .field("lost_packets", r.lost_packets)
-        .key("ended_by");
-    if (r.ended_by.empty()) j.null(); else j.string(r.ended_by);
-    j.key("error");
-    if (r.error.empty()) j.null(); else j.string(r.error);
-    j.field("refused", r.refused);
-}
-
-void write_quota_line(pro::json_writer& j, const pro::subject& who, const pro::quota_line& q) {
-    j.begin_object()
-        .field(who.kind == pro::subject_kind::ip ? "ip" : "user", who.key)
-        .field("window", pro::to_string(q.win))
-        .field("direction", pro::to_string(q.dir))
-        .field("limit_bytes", q.limit)
-        .field("used_bytes", q.used)
-        .field("reserved_bytes", q.reserved)
-        .field("remaining_bytes", q.remaining)
-        .field("period_start", pro::format_utc(q.period_start))
-        .field("period_end", pro::format_utc(q.period_end))
-        .end_object();
-}
-
-void write_account(pro::json_writer& j, const pro::account& acc) {
-    j.begin_object().field("name", acc.name).key("methods").begin_array();
-    for (auto m : pro::methods(acc)) j.string(m);
-    j.end_array().key("quotas");
-    write_limits(j, acc.quotas);
-    j.field("created", pro::format_utc(acc.created)).field("updated", pro::format_utc(acc.updated));
-    j.end_object();
 }
 
 /// Compares without stopping at the first difference (the time says nothing of the token).
@@ -300,7 +243,7 @@ private:
             .field("max_sessions", static_cast<std::uint64_t>(cfg_.max_sessions))
             .field("max_conn_per_ip", static_cast<std::uint64_t>(cfg_.max_conn_per_ip))
             .key("ip_quota");
-        write_limits(j, cfg_.ip_quota);
+        pro::write_limits(j, cfg_.ip_quota);
         j.key("you").begin_object().key("ip");
         if (a.ip) j.string(*a.ip); else j.null();
         j.field("admin", a.admin()).end_object().end_object();
@@ -381,7 +324,7 @@ private:
         pro::json_writer j;
         j.begin_object().key("sessions").begin_array();
         for (const auto& r : *rows) {
-            write_session_fields(j, r);
+            pro::write_session_fields(j, r);
             j.end_object();
         }
         j.end_array().end_object();
@@ -408,7 +351,7 @@ private:
         if (!a.admin() && (!r->first || !a.ip || r->first->peer_ip.to_string() != *a.ip)) return deny(res, a);
         if (!r->first) return json_error(res, 404, "no such session");
         pro::json_writer j;
-        write_session_fields(j, *r->first);
+        pro::write_session_fields(j, *r->first);
         j.key("intervals").begin_array();
         for (const auto& i : r->second) write_interval(j, i);
         j.end_array().end_object();
@@ -447,7 +390,7 @@ private:
         if (!*lines) return json_error(res, 404, "no such user");
         pro::json_writer j;
         j.begin_object().key("quota").begin_array();
-        for (const auto& q : **lines) write_quota_line(j, who, q);
+        for (const auto& q : **lines) pro::write_quota_line(j, who, q);
         j.end_array().end_object();
         json(res, 200, j.str());
     }
@@ -460,7 +403,7 @@ private:
         if (!accounts) return json_error(res, 503, error);
         pro::json_writer j;
         j.begin_object().key("users").begin_array();
-        for (const auto& acc : *accounts) write_account(j, acc);
+        for (const auto& acc : *accounts) pro::write_account(j, acc);
         j.end_array().end_object();
         json(res, 200, j.str());
     }
