@@ -30,21 +30,6 @@ namespace prom = btest_app::prom;
 using httplib::Request;
 using httplib::Response;
 
-bool split_listen(const std::string& s, std::string& host, std::uint16_t& port) {
-    const auto colon = s.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = s.substr(0, colon);
-    const auto p = s.substr(colon + 1);
-    if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
-    const auto v = std::stoul(p);
-    if (v == 0 || v > 65535) return false;
-    port = static_cast<std::uint16_t>(v);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    else if (host.find(':') != std::string::npos) return false;  // IPv6 needs brackets
-    if (host.empty()) host = "::";
-    return true;
-}
-
 namespace {
 
 // The page loads only its own files: no inline script or style, no other origin, no framing.

@@ -60,7 +60,4 @@ private:
     std::unique_ptr<btest_app::http::server> http_;
 };
 
-/// "ADDR:PORT", "[V6]:PORT" or ":PORT" (every address); false if it is none of these.
-bool split_listen(const std::string& s, std::string& host, std::uint16_t& port);
-
 } // namespace pro_serve

@@ -473,7 +473,7 @@ int serve(serve_args& a) {
         auto s = pro::parse_byte_size(a.lease_slice, &why);
         if (!s || *s == 0) throw usage_error("--lease-slice: " + (s ? std::string("must be more than 0") : why));
         slice = *s;
-        if (!a.http.empty() && !split_listen(a.http, hc.host, hc.port))
+        if (!a.http.empty() && !btest_app::http::split_listen(a.http, hc.host, hc.port))
             throw usage_error("--http: expected ADDR:PORT, [IPv6]:PORT or :PORT (port 1..65535), got '" + a.http + "'");
         if (!a.admin_token_file.empty()) {
             if (a.http.empty()) throw usage_error("--admin-token-file needs --http");

@@ -93,4 +93,9 @@ private:
     bool started_ = false;
 };
 
+/// An --http / --listen value: "127.0.0.1:9469", "[::1]:9469", ":9469" (every address) →
+/// host (brackets removed; "::" for every address), port. False: not that shape, a port
+/// above 65535, or 0 unless `allow_port_0` (the kernel picks one).
+bool split_listen(const std::string& s, std::string& host, std::uint16_t& port, bool allow_port_0 = false);
+
 } // namespace btest_app::http

@@ -32,9 +32,12 @@
 #include "../probe/promtool.hpp"
 #include "pro_support.hpp"
 #include "process.hpp"
+#include "serve_support.hpp"
 #include "test/json.hpp"
 
 using namespace std::chrono_literals;
+using pro_test::has;
+using pro_test::json_lines;
 using pro_test::process;
 using pro_test::temp_dir;
 
@@ -45,21 +48,6 @@ std::uint16_t udp_base(unsigned k) { return static_cast<std::uint16_t>(5000 + 30
 std::uint16_t http_port(unsigned k) { return static_cast<std::uint16_t>(13200 + k); }
 
 constexpr const char* admin_token = "s3cret-admin-token-0123456789";
-
-bool has(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
-
-std::vector<test::json::value> json_lines(const std::string& out) {
-    std::vector<test::json::value> v;
-    std::size_t start = 0;
-    while (start < out.size()) {
-        const auto nl = out.find('\n', start);
-        const auto line = out.substr(start, nl - start);
-        if (!line.empty()) v.push_back(test::json::parse(line));
-        if (nl == std::string::npos) break;
-        start = nl + 1;
-    }
-    return v;
-}
 
 /// Deep equality of two JSON values (numbers exactly).
 bool same(const test::json::value& a, const test::json::value& b) {

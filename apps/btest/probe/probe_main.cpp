@@ -74,22 +74,6 @@ exit status: 0 stopped by SIGINT/SIGTERM (or --check-config found no error),
              1 usage or config error, 2 cannot listen
 )";
 
-/// "127.0.0.1:9469", "[::1]:9469", ":9469" (every address) → host, port.
-bool split_listen(const std::string& s, std::string& host, std::uint16_t& port) {
-    const auto colon = s.rfind(':');
-    if (colon == std::string::npos) return false;
-    host = s.substr(0, colon);
-    const auto p = s.substr(colon + 1);
-    if (p.empty() || p.size() > 5 || p.find_first_not_of("0123456789") != std::string::npos) return false;
-    const auto v = std::stoul(p);
-    if (v > 65535) return false;
-    port = static_cast<std::uint16_t>(v);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    else if (host.find(':') != std::string::npos) return false;   // IPv6 needs brackets
-    if (host.empty()) host = "::";
-    return true;
-}
-
 } // namespace
 
 int probe_main(int argc, char** argv) {
@@ -136,7 +120,7 @@ int probe_main(int argc, char** argv) {
 
     std::string host;
     std::uint16_t port = 0;
-    if (!split_listen(listen, host, port)) {
+    if (!btest_app::http::split_listen(listen, host, port, /*allow_port_0=*/true)) {
         std::fprintf(stderr, "btest probe: --http: expected ADDR:PORT, [IPv6]:PORT or :PORT, got '%s'\n", listen.c_str());
         return exit_usage;
     }
