@@ -16,6 +16,12 @@ Measures (both tools the same way):
   CPU          seconds of CPU per GB delivered, client and server
 
 Client sends for every case except "tcp_rx" (server sends) and "tcp_both".
+
+TCP cases also run `iperf3 -Z` (sendfile), a column of its own. "udp_nooff" is the per-datagram
+figure: btest with --no-gso on the client and --no-gro on its server (a server of its own),
+iperf3 as always (it has no offloads). --veth-cases runs a second table over a veth pair with
+an MTU of 1500 between two network namespaces (benchmarks/netns.sh; root only), where
+segmentation is real.
 """
 import argparse
 import json
@@ -32,11 +38,15 @@ CASES = {
     "tcp_both": ("TCP 1 conn, both directions", ["-t", "-r"], ["--bidir"], "tcp"),
     "tcp_p4": ("TCP 4 conns, client->server", ["-t", "--connection-count", "4"], ["-P", "4"], "tcp"),
     "udp_unlimited": ("UDP unlimited, 1500 B datagrams", ["-u", "-t"], ["-u", "-b", "0", "-l", "1472"], "udp"),
+    "udp_nooff": ("UDP 1500 B, no GSO/GRO", ["-u", "-t", "--no-gso"], ["-u", "-b", "0", "-l", "1472"], "udp"),
     "udp_64": ("UDP unlimited, 64 B datagrams", ["-u", "-t", "--tx-size", "64"], ["-u", "-b", "0", "-l", "36"], "udp"),
     "udp_100m": ("UDP paced 100 Mbit/s", ["-u", "-t", "-b", "100M"], ["-u", "-b", "100M", "-l", "1472"], "paced"),
     "udp_1g": ("UDP paced 1 Gbit/s", ["-u", "-t", "-b", "1G"], ["-u", "-b", "1G", "-l", "1472"], "paced"),
 }
 PAYLOAD = {"udp_64": 36}
+# Flags of the btest server a case needs (each set gets a server of its own).
+SERVER_FLAGS = {"udp_nooff": ["--no-gro"]}
+NETNS_ADDR = "198.18.0.1"  # benchmarks/netns.sh: the server's namespace
 TARGET = {"udp_100m": 100e6, "udp_1g": 1e9}
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -78,7 +88,8 @@ class children_cpu:
 
 
 class Server:
-    def __init__(self, cmd, log):
+    def __init__(self, cmd, log, port=None):
+        self.port = port
         self.log_path = log
         self.log = open(log, "w")
         self.p = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, text=True)
@@ -106,13 +117,39 @@ class Server:
             self.p.kill()
 
 
+class ServerPool:
+    """btest servers by (binary, flags), started on first use, each on ports of its own."""
+
+    def __init__(self, a, work):
+        self.a, self.work, self.servers, self.next_port = a, work, {}, a.port
+
+    def get(self, binary, flags):
+        key = (binary, tuple(flags))
+        if key not in self.servers:
+            port = self.next_port
+            self.next_port += 250
+            a = self.a
+            listen = NETNS_ADDR if a.netns else "127.0.0.1"
+            cmd = a.srv_prefix + [binary, "-s", "-P", str(port), "--listen", listen, "--listen6", "none",
+                                  "--udp-port-start", str(port + 1), "--udp-port-end", str(port + 200), "--json", "-v"]
+            cmd += a.server_args.split() + list(flags)
+            log = os.path.join(self.work, f"btest-server-{len(self.servers)}.jsonl")
+            self.servers[key] = Server(cmd, log, port)
+        return self.servers[key]
+
+    def stop(self):
+        for srv in self.servers.values():
+            srv.stop()
+
+
 def full_seconds(intervals):
     return [bps for (secs, bps) in intervals if secs >= 0.9]
 
 
-def btest_run(a, case, srv):
+def btest_run(a, case, pool, binary=None):
     title, args, _, kind = CASES[case]
-    cmd = [a.btest, "-c", "127.0.0.1", "-P", str(a.port), "-d", str(a.duration), "--json", "-q"] + args
+    srv = pool.get(binary or a.btest, SERVER_FLAGS.get(case, []))
+    cmd = a.cli_prefix + [binary or a.btest, "-c", a.addr, "-P", str(srv.port), "-d", str(a.duration), "--json", "-q"] + args
     off = srv.offset()
     s0 = srv.cpu()
     with children_cpu() as cc:
@@ -168,9 +205,10 @@ def paced_stats(avg, per_s, target):
     return r
 
 
-def iperf_run(a, case, srv):
+def iperf_run(a, case, srv, extra=()):
     title, _, args, kind = CASES[case]
-    cmd = [a.iperf3, "-c", "127.0.0.1", "-p", str(a.iperf_port), "-t", str(a.duration), "-J", "--get-server-output"] + args
+    args = args + list(extra)
+    cmd = a.cli_prefix + [a.iperf3, "-c", a.addr, "-p", str(a.iperf_port), "-t", str(a.duration), "-J", "--get-server-output"] + args
     s0 = srv.cpu()
     with children_cpu() as cc:
         out, err, rc = run_client(cmd, a.duration + 30)
@@ -226,6 +264,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--btest", required=True)
     ap.add_argument("--iperf3", default="iperf3")
+    ap.add_argument("--baseline-btest", default=None, metavar="PATH",
+                    help="a second btest binary (e.g. an older build) run in the same rounds; adds a column and "
+                         "the ratio btest/baseline")
     ap.add_argument("--quick", action="store_true", help="2 s per case, 1 repetition (CI: keeps the script working)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10)
@@ -235,6 +276,11 @@ def main():
     ap.add_argument("--server-args", default="", help="extra btest server flags, e.g. '--threads 1 --no-gro'")
     ap.add_argument("--client-args", default="", help="extra btest client flags, e.g. '--no-gso'")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--no-iperf3-zerocopy", action="store_true", help="TCP cases without the iperf3 -Z column")
+    ap.add_argument("--veth-cases", default="tcp_tx,tcp_rx,udp_unlimited,udp_nooff",
+                    help="cases run again over a veth pair between two network namespaces after the loopback "
+                         "table (root only; empty: none)")
+    ap.add_argument("--netns", default="btlb", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.quick:
         a.duration, a.reps = 2, 1
@@ -249,69 +295,140 @@ def main():
             CASES[c] = (t, b + a.client_args.split(), i, k)
     work = a.workdir or f"/tmp/btest-loopback-{os.getpid()}"
     os.makedirs(work, exist_ok=True)
+    veth_cases = [c for c in a.veth_cases.split(",") if c] if not a.quick else []
+    for c in veth_cases:
+        if c not in CASES:
+            ap.error(f"unknown case {c}")
+    prefix = a.netns
+    a.netns = None
+    failed = run_suite(a, cases, work, "loopback (127.0.0.1)")
+    if veth_cases and os.geteuid() == 0:
+        netns_sh = os.path.join(os.path.dirname(os.path.abspath(__file__)), "netns.sh")
+        subprocess.run([netns_sh, "up", prefix], check=True, stdout=subprocess.DEVNULL)
+        try:
+            a.netns = prefix
+            print()
+            failed += run_suite(a, veth_cases, os.path.join(work, "veth"),
+                                f"veth pair, MTU 1500, fq qdisc ({prefix}-cli -> {prefix}-srv {NETNS_ADDR})")
+        finally:
+            subprocess.run([netns_sh, "down", prefix], stdout=subprocess.DEVNULL)
+    elif veth_cases:
+        print("\n(veth cases skipped: they need root to make network namespaces)")
+    if failed:
+        print("FAILED runs:\n  " + "\n  ".join(failed))
+        return 1
+    return 0
 
-    print(f"btest: {a.btest}   iperf3: {subprocess.run([a.iperf3, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
-    print(f"{len(cases)} cases x {a.reps} repetitions x {a.duration} s, A/B alternating; cores {os.cpu_count()}; load before: {loadavg()}")
+
+def run_suite(a, cases, work, where):
+    os.makedirs(work, exist_ok=True)
+    a.addr = NETNS_ADDR if a.netns else "127.0.0.1"
+    a.srv_prefix = ["ip", "netns", "exec", f"{a.netns}-srv"] if a.netns else []
+    a.cli_prefix = ["ip", "netns", "exec", f"{a.netns}-cli"] if a.netns else []
+    base_line = f"   baseline: {a.baseline_btest}" if a.baseline_btest else ""
+    print(f"== {where}")
+    print(f"btest: {a.btest}{base_line}   iperf3: {subprocess.run([a.iperf3, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
+    print(f"{len(cases)} cases x {a.reps} repetitions x {a.duration} s, tools alternating; cores {os.cpu_count()}; load before: {loadavg()}")
     sys.stdout.flush()
-    bsrv = Server([a.btest, "-s", "-P", str(a.port), "--listen", "127.0.0.1", "--listen6", "none",
-                   "--udp-port-start", str(a.port + 1), "--udp-port-end", str(a.port + 200), "--json", "-v"]
-                  + a.server_args.split(), os.path.join(work, "btest-server.jsonl"))
-    isrv = Server([a.iperf3, "-s", "-p", str(a.iperf_port), "-J"], os.path.join(work, "iperf3-server.json"))
-    results = {c: {"btest": [], "iperf3": []} for c in cases}
+    pool = ServerPool(a, work)
+    isrv = Server(a.srv_prefix + [a.iperf3, "-s", "-p", str(a.iperf_port), "-J"], os.path.join(work, "iperf3-server.json"))
+    tools = [("btest", lambda a, c, srv: btest_run(a, c, pool), None), ("iperf3", iperf_run, isrv)]
+    if not a.no_iperf3_zerocopy:
+        tools.append(("iperf3-Z", lambda a, c, srv: iperf_run(a, c, srv, ["-Z"]), isrv))
+    if a.baseline_btest:
+        tools.insert(1, ("base", lambda a, c, srv: btest_run(a, c, pool, a.baseline_btest), None))
+    names = [t[0] for t in tools]
+    results = {c: {n: [] for n in names} for c in cases}
     loads = [loadavg()]
     failed = []
     try:
         for rep in range(a.reps):
             for c in cases:
-                order = [("btest", btest_run, bsrv), ("iperf3", iperf_run, isrv)]
-                if rep % 2:
-                    order.reverse()
+                # Rotate which tool goes first, so that no tool always runs on a warmer machine.
+                k = rep % len(tools)
+                order = tools[k:] + tools[:k]
                 for name, fn, srv in order:
+                    if name == "iperf3-Z" and CASES[c][3] != "tcp":
+                        continue
                     try:
                         r = fn(a, c, srv)
                         results[c][name].append(r)
-                        print(f"  rep {rep + 1} {c:14s} {name:6s} " +
+                        print(f"  rep {rep + 1} {c:14s} {name:8s} " +
                               " ".join(f"{k}={v:.4g}" for k, v in r.items() if isinstance(v, float)), flush=True)
                     except Exception as e:  # noqa: BLE001 - report and go on
                         failed.append(f"{c}/{name}: {e}")
-                        print(f"  rep {rep + 1} {c:14s} {name:6s} FAILED: {e}", flush=True)
+                        print(f"  rep {rep + 1} {c:14s} {name:8s} FAILED: {e}", flush=True)
                     time.sleep(0.5)
             loads.append(loadavg())
     finally:
-        bsrv.stop()
+        pool.stop()
         isrv.stop()
 
     print()
     print(f"load average during the runs (1/5/15 min): {' | '.join(loads)}")
-    print(f"{'case':32s} {'measure':26s} {'btest':>14s} {'iperf3':>14s} {'ratio':>7s}")
-    print("-" * 97)
+    has_base = "base" in names
+    has_z = "iperf3-Z" in names
+    no_ratio = ("loss", "rate_err", "sd", "maxdev")
+    head = f"{'case':32s} {'measure':26s} {'btest':>14s}"
+    if has_base:
+        head += f" {'baseline':>14s}"
+    head += f" {'iperf3':>14s}"
+    if has_z:
+        head += f" {'iperf3 -Z':>10s}"
+    head += f" {'ratio':>7s}"
+    if has_z:
+        head += f" {'vs -Z':>6s}"
+    if has_base:
+        head += f" {'vs base':>7s}"
+    print(head)
+    print("-" * len(head))
     for c in cases:
         title, _, _, kind = CASES[c]
         for key, label, fmt in MEASURES[kind]:
-            b = median([r.get(key) for r in results[c]["btest"]])
-            i = median([r.get(key) for r in results[c]["iperf3"]])
-            ratio = f"{b / i:7.2f}" if b is not None and i not in (None, 0) and key not in ("loss", "rate_err", "sd", "maxdev") else ""
-            fb = fmt.format(b) if b is not None else "-"
-            fi = fmt.format(i) if i is not None else "-"
-            print(f"{title:32s} {label:26s} {fb:>14s} {fi:>14s} {ratio}")
+            med = {n: median([r.get(key) for r in results[c][n]]) for n in names}
+            b = med["btest"]
+
+            def ratio(other, width=7):
+                if b is None or other in (None, 0) or key in no_ratio:
+                    return " " * width
+                return f"{b / other:{width}.2f}"
+
+            def cell(v):
+                return fmt.format(v) if v is not None else "-"
+            line = f"{title:32s} {label:26s} {cell(b):>14s}"
+            if has_base:
+                line += f" {cell(med['base']):>14s}"
+            line += f" {cell(med['iperf3']):>14s}"
+            if has_z:
+                line += f" {cell(med['iperf3-Z']):>10s}"
+            line += f" {ratio(med['iperf3'])}"
+            if has_z:
+                line += f" {ratio(med['iperf3-Z'], 6)}"
+            if has_base:
+                line += f" {ratio(med['base'])}"
+            print(line.rstrip())
             title = ""
     print()
     print("CPU seconds per GB delivered (medians)")
-    print(f"{'case':32s} {'btest client':>13s} {'btest server':>13s} {'iperf3 client':>14s} {'iperf3 server':>14s}")
+    cols = [("btest", "client_cpu", "btest client"), ("btest", "server_cpu", "btest server")]
+    if has_base:
+        cols += [("base", "client_cpu", "base client"), ("base", "server_cpu", "base server")]
+    cols += [("iperf3", "client_cpu", "iperf3 client"), ("iperf3", "server_cpu", "iperf3 server")]
+    if has_z:
+        cols += [("iperf3-Z", "client_cpu", "-Z client"), ("iperf3-Z", "server_cpu", "-Z server")]
+    print(f"{'case':32s} " + " ".join(f"{h:>14s}" for _, _, h in cols))
     for c in cases:
         def per_gb(tool, who):
             vals = [r[who] / (r["bytes"] / 1e9) for r in results[c][tool] if r.get("bytes")]
             m = median(vals)
             return f"{m:.3f}" if m is not None else "-"
-        print(f"{CASES[c][0]:32s} {per_gb('btest', 'client_cpu'):>13s} {per_gb('btest', 'server_cpu'):>13s} "
-              f"{per_gb('iperf3', 'client_cpu'):>14s} {per_gb('iperf3', 'server_cpu'):>14s}")
+        print(f"{CASES[c][0]:32s} " + " ".join(f"{per_gb(t, w):>14s}" for t, w, _ in cols))
     with open(os.path.join(work, "results.json"), "w") as f:
-        json.dump({"args": vars(a), "loads": loads, "results": results}, f, indent=1)
+        json.dump({"args": {k: v for k, v in vars(a).items() if isinstance(v, (str, int, float, bool, type(None)))},
+                   "loads": loads, "results": results}, f, indent=1)
     print(f"\nraw results: {os.path.join(work, 'results.json')}")
-    if failed:
-        print("FAILED runs:\n  " + "\n  ".join(failed))
-        return 1
-    return 0
+    sys.stdout.flush()
+    return failed
 
 
 if __name__ == "__main__":

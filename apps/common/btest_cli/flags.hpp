@@ -4,7 +4,7 @@
 //
 //     add_shared_flags(app, o, audience::server_only, "server");  // -P, -a/-p, -b, -4/-6
 //     add_server_flags(app, o);                        // --listen ... --threads
-//     add_data_plane_flags(app, o);                    // --no-gso, --no-gro, --timer-granularity
+//     add_data_plane_flags(app, o);                    // --no-gso, --no-gro, --no-zerocopy, ...
 //     add_output_flags(app, o, audience::server_only); // -i, -q, -v, --json, --csv, --syslog
 //     app.parse(argc, argv);
 //     read_password_from_env(o);
@@ -62,6 +62,8 @@ struct server_flags {
 struct data_plane_flags {
     bool no_gso = false;
     bool no_gro = false;
+    bool no_zerocopy = false;
+    bool no_discard = false;
     std::optional<std::uint32_t> timer_granularity_us;  ///< pacing wake-up granularity
 };
 
@@ -176,11 +178,17 @@ inline void add_server_flags(CLI::App& app, server_flags& o, const std::string& 
         ->check(integer_in(1, 256));
 }
 
-/// --no-gso, --no-gro, --timer-granularity into `group`.
+/// --no-gso, --no-gro, --no-zerocopy, --no-discard, --timer-granularity into `group`.
 inline void add_data_plane_flags(CLI::App& app, data_plane_flags& o, const std::string& group = "data plane") {
     app.option_defaults()->group(group);
     app.add_flag("--no-gso", o.no_gso, "send UDP datagrams one by one (no UDP segmentation offload)");
     app.add_flag("--no-gro", o.no_gro, "receive UDP datagrams one by one (no UDP receive offload)");
+    app.add_flag("--no-zerocopy", o.no_zerocopy,
+                 "copy every TCP byte sent from user memory (by default zero-filled chunks leave by sendfile() "
+                 "from a file of zeros, sent by reference)");
+    app.add_flag("--no-discard", o.no_discard,
+                 "copy out every TCP byte received (by default chunk payload that cannot hold a STATUS is "
+                 "dropped in the kernel with MSG_TRUNC, counted but not copied)");
     app.add_option("--timer-granularity", o.timer_granularity_us,
                    "a paced sender wakes at most this often and sends what fell due meanwhile. Default: 500 (0: "
                    "every deadline)")

@@ -49,6 +49,9 @@ namespace btest {
 /// Smallest write_to() buffer that can carry any chunk (tx_size ≤ 65535) with a STATUS ahead
 /// of it; transports typically pass 256 KiB.
 inline constexpr std::size_t min_write_buffer = 65535 + 512;
+/// plan_read(): bytes read past a chunk boundary to see what follows it (a STATUS and the first
+/// bytes of the next chunk).
+inline constexpr std::size_t read_head = 64;
 /// Buffer next_datagram() needs for any datagram size.
 inline constexpr std::size_t max_datagram_payload = 65535;
 
@@ -66,9 +69,24 @@ public:
     /// between chunks). Returns 0 when there is nothing to write now. A sender whose budget is
     /// spent ends the test here (poll_event() then yields session_closed).
     std::size_t write_to(std::uint32_t conn, time_point now, std::span<std::byte> out) {
-        if (conn >= conns_.size() || done_) return 0;
+        return write_parts(conn, now, out, 0).literal;
+    }
+
+    /// What write_parts() produced for one connection.
+    struct tcp_parts {
+        std::size_t literal = 0;  ///< bytes written into `out`: send them first
+        std::size_t zeros = 0;    ///< then this many zero bytes of chunk payload, not written
+    };
+    /// write_to() for a transport with a zero source of its own (a file of zeros it sends by
+    /// reference): the same bytes, but whole zero-filled chunks, up to `zero_room` bytes of
+    /// them, are not written into `out` and come back as a count. `literal` bytes of `out`
+    /// followed by `zeros` zero bytes are exactly what write_to() would have returned, and the
+    /// same rule holds: all of them are written before the next call for this connection. With
+    /// random fill (or `zero_room` below one chunk) the chunks are literal bytes as usual.
+    tcp_parts write_parts(std::uint32_t conn, time_point now, std::span<std::byte> out, std::size_t zero_room) {
+        if (conn >= conns_.size() || done_) return {};
         auto& c = conns_[conn];
-        if (!c.open) return 0;
+        if (!c.open) return {};
         std::size_t n = 0;
         if (c.ctl_len && !out.empty()) {  // (an empty span may have no storage at all)
             n = std::min(c.ctl_len, out.size());
@@ -77,11 +95,11 @@ public:
             c.ctl_len -= n;
             if (closing_) {
                 maybe_done();
-                return n;
+                return {n, 0};
             }
-            if (c.ctl_len) return n;  // the rest of the frame first
+            if (c.ctl_len) return {n, 0};  // the rest of the frame first
         }
-        if (!running_ || !c.in_test) return n;
+        if (!running_ || !c.in_test) return {n, 0};
         if (c.status_pending && out.size() - n >= wire::status_size) {
             const auto s = wire::encode_status(c.pending_status);
             std::memcpy(out.data() + n, s.data(), s.size());
@@ -92,8 +110,10 @@ public:
             status_sent_++;
             status_bytes_sent_ += c.pending_status.bytes;
         }
-        if (c.tx_data && params_.proto == protocol::tcp) n += write_chunks(c, now, out.subspan(n));
-        return n;
+        if (!c.tx_data || params_.proto != protocol::tcp) return {n, 0};
+        if (!fill_.random() && zero_room >= params_.tcp_chunk) return {n, write_chunks(c, now, zero_room, nullptr)};
+        n += write_chunks(c, now, out.size() - n, out.data() + n);
+        return {n, 0};
     }
 
     /// The next UDP datagram to send, written into `out` (≥ max_datagram_payload bytes for any
@@ -142,6 +162,49 @@ public:
         const std::uint64_t past = budget_.rx_final() ? 1 : 0;
         return room >= std::numeric_limits<std::size_t>::max() - past ? std::numeric_limits<std::size_t>::max()
                                                                       : static_cast<std::size_t>(room + past);
+    }
+
+    /// How a transport reads connection `conn` next (see plan_read()).
+    struct read_plan {
+        std::size_t discard = 0;  ///< > 0: drop this many bytes unseen, then call discarded()
+        std::size_t read = 0;     ///< otherwise: read up to this many and feed() them
+    };
+    /// The cheapest read the protocol allows on `conn` now, within read_limit(). Where the
+    /// stream is known to hold only data for a while, that much may be dropped unseen
+    /// (`discard`, e.g. recv() with MSG_TRUNC): all of a random-fill (opaque) stream, which
+    /// carries no STATUS (§9.4); the rest of the current chunk of a zero-fill stream that kept
+    /// to the sender's chunk grid (tcp_scanner), once the grid is trusted — a STATUS seen on it
+    /// [Design]. A peer we send no data has nothing to report and sends no STATUS (§9.3): its
+    /// stream is trusted from the start, and whole chunks after the current one, up to
+    /// `max_discard` bytes in all, go with it; the head read at the next boundary still sees a
+    /// STATUS it sends anyway (if it kept to the grid) or stray bytes. A chunk rest is offered
+    /// only when it is at least `min_discard` bytes; below that, `read` is cut to end just past
+    /// the next chunk boundary, so the read after it can drop the next chunk.
+    read_plan plan_read(std::uint32_t conn, std::size_t min_discard, std::size_t max_discard = 0) const noexcept {
+        const std::size_t limit = read_limit(conn);
+        if (!running_ || params_.proto != protocol::tcp || conn >= conns_.size()) return {0, limit};
+        const auto& c = conns_[conn];
+        if (!c.in_test || !c.rx_data || !c.open) return {0, limit};
+        if (c.scanner.opaque()) return {limit, 0};
+        if (!c.scanner.on_grid() || params_.tcp_chunk < min_discard) return {0, limit};
+        if (c.tx_data && c.scanner.grid_statuses() == 0) return {0, limit};  // not trusted yet
+        std::size_t rest = c.scanner.chunk_rest();
+        if (!c.tx_data && rest > 0 && max_discard > rest)
+            rest += (max_discard - rest) / params_.tcp_chunk * params_.tcp_chunk;  // whole chunks after it
+        if (rest >= std::max<std::size_t>(min_discard, 1)) return {std::min(rest, limit), 0};
+        // The head of the next item: a STATUS and the first bytes of the chunk after it.
+        return {0, std::min(limit, rest + read_head)};
+    }
+    /// Bytes a read plan's `discard` let the transport drop (n ≤ that): counted as data, exactly
+    /// as feeding them would have. Returns the sticky error.
+    std::error_code discarded(std::uint32_t conn, time_point now, std::size_t n) {
+        last_now_ = now;
+        if (done_ || closing_ || conn >= conns_.size() || !conns_[conn].open || n == 0) return error_;
+        auto& c = conns_[conn];
+        c.last_rx = now;
+        c.scanner.skip(n);
+        count_rx(c, now, n);
+        return error_;
     }
 
     /// The one deadline: handshake/join/idle/max timeouts, STATUS and report ticks, the end of
@@ -460,6 +523,9 @@ protected:
                                                                          : tcp_scanner::mode::zero_fill);
                 else if (p.random_data && peer_sends)
                     c.scanner.make_opaque();
+                // The chunk grid is followed from a stream's first byte only.
+                if (c.stats.rx_bytes == 0 && !c.scanner.in_record() && c.stats.status_received == 0)
+                    c.scanner.track_chunks(p.tcp_chunk);
                 c.stats.opaque = c.scanner.opaque();
                 c.pacer = pacing::pacer(udp_cfg_.burst_max);
                 c.pacer.set_rate(per_conn, p.tcp_chunk, now);
@@ -544,21 +610,25 @@ private:
 
     // ---- TCP data ------------------------------------------------------------------------------
 
-    std::size_t write_chunks(detail::connection& c, time_point now, std::span<std::byte> out) {
+    /// Whole chunks that are due and fit `room` bytes, written at `dst` (nullptr: zero fill
+    /// the transport supplies itself). Returns their bytes.
+    std::size_t write_chunks(detail::connection& c, time_point now, std::size_t room, std::byte* dst) {
         const std::uint32_t s = params_.tcp_chunk;
-        auto fit = static_cast<std::uint32_t>(out.size() / s);
+        auto fit = static_cast<std::uint32_t>(std::min<std::size_t>(room / s, std::numeric_limits<std::uint32_t>::max()));
         if (fit == 0) return 0;
         if (budget_.limited()) {
-            const std::uint64_t room = budget_.tx_room() / s;
-            if (room == 0) {
+            const std::uint64_t affordable = budget_.tx_room() / s;  // never past the budget, zeros or not
+            if (affordable == 0) {
                 out_of_budget(now);
                 return 0;
             }
-            fit = static_cast<std::uint32_t>(std::min<std::uint64_t>(fit, room));
+            fit = static_cast<std::uint32_t>(std::min<std::uint64_t>(fit, affordable));
         }
         const std::uint32_t k = c.pacer.take(now, fit);
         c.tx_starved = (k == 0);
-        for (std::uint32_t i = 0; i < k; ++i) wire::fill_tcp_chunk(c.chunk_no++, out.subspan(std::size_t(i) * s, s), fill_);
+        if (dst)
+            for (std::uint32_t i = 0; i < k; ++i) wire::fill_tcp_chunk(c.chunk_no + i, std::span<std::byte>(dst + std::size_t(i) * s, s), fill_);
+        c.chunk_no += k;
         const std::uint64_t n = std::uint64_t(k) * s;
         c.stats.tx_bytes += n;
         c.report_tx += n;
@@ -575,14 +645,8 @@ private:
             auto r = c.scanner.step(in);
             in = in.subspan(r.consumed);
             if (r.data_bytes) {
-                c.stats.rx_bytes += r.data_bytes;
-                c.status_rx += r.data_bytes;
-                c.report_rx += r.data_bytes;
-                tcp_rx_bytes_ += r.data_bytes;
-                if (budget_.limited()) {
-                    spend_rx(now, r.data_bytes);
-                    if (done_ || closing_) return;
-                }
+                count_rx(c, now, r.data_bytes);
+                if (done_ || closing_) return;
             }
             if (r.became_opaque) {
                 c.stats.opaque = true;
@@ -594,6 +658,14 @@ private:
             }
             if (r.status) on_status(c, now, *r.status);
         }
+    }
+
+    void count_rx(detail::connection& c, time_point now, std::uint64_t n) {
+        c.stats.rx_bytes += n;
+        c.status_rx += n;
+        c.report_rx += n;
+        tcp_rx_bytes_ += n;
+        if (budget_.limited()) spend_rx(now, n);
     }
 
     void on_status(detail::connection& c, time_point now, const wire::status& s) {

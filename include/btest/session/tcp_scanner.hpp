@@ -8,8 +8,15 @@
 // A random-fill stream starts in OPAQUE. The control connection of a UDP test uses the
 // control-only mode: no OPAQUE, a byte other than 00/07 at a record boundary is a protocol
 // error. Records may be split across reads.
+//
+// Chunk grid [Design]: a sender writes STATUS only between whole chunks of S bytes (§9.2). A
+// scanner told S follows that grid through the stream (data bytes left in the current chunk);
+// while every STATUS seen started on it, the rest of a chunk is known to be data and a
+// receiver may drop it unseen (session::plan_read). A STATUS off the grid turns that off for
+// good; the scanner itself still parses every byte it is given exactly as above.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -50,6 +57,28 @@ public:
         record_.clear();
     }
 
+    /// Follows the sender's chunk grid of `chunk` bytes from here (a chunk boundary: the start
+    /// of the stream); 0 stops following it.
+    void track_chunks(std::uint32_t chunk) noexcept {
+        chunk_ = chunk;
+        chunk_left_ = 0;
+        on_grid_ = chunk != 0;
+        grid_statuses_ = 0;
+    }
+    /// Every STATUS so far started on the chunk grid (false when not tracking).
+    bool on_grid() const noexcept { return on_grid_; }
+    /// STATUS records seen that started on the grid.
+    std::uint64_t grid_statuses() const noexcept { return grid_statuses_; }
+    /// Data bytes known to remain in the current chunk: the stream kept to the grid, no record
+    /// is open and the stream is zero-filled so far. 0 otherwise.
+    std::size_t chunk_rest() const noexcept {
+        return on_grid_ && !opaque_ && !control_only_ && record_.size() == 0 ? chunk_left_ : 0;
+    }
+    /// The next `n` bytes were dropped unseen as data: the rest of the current chunk and, for a
+    /// stream that should carry no STATUS at all, possibly whole chunks after it (see
+    /// session::plan_read).
+    void skip(std::size_t n) noexcept { advance_grid(n); }
+
     /// Processes a prefix of `in`: stops after one completed STATUS, at an error, or at the
     /// end of the input. Never reads past `in`.
     step_result step(std::span<const std::byte> in) noexcept {
@@ -72,8 +101,13 @@ public:
             const std::size_t zeros = count_zeros(in.subspan(i));
             r.data_bytes += zeros;
             i += zeros;
+            advance_grid(zeros);
             if (i == in.size()) break;
             if (in[i] == wire::status_type) {
+                if (on_grid_) {
+                    if (chunk_left_ != 0) on_grid_ = false;  // a STATUS inside a chunk
+                    else ++grid_statuses_;
+                }
                 record_.fill_to(1, in.subspan(i, 1));
                 ++i;
                 continue;
@@ -93,6 +127,17 @@ public:
     }
 
 private:
+    // `n` data bytes went by: where in its chunk the stream now is.
+    void advance_grid(std::size_t n) noexcept {
+        if (!on_grid_ || n == 0) return;
+        if (n <= chunk_left_) {
+            chunk_left_ -= n;
+            return;
+        }
+        const std::size_t rem = (n - chunk_left_) % chunk_;
+        chunk_left_ = rem ? chunk_ - rem : 0;
+    }
+
     // Length of the run of zero bytes at the front: 64 bytes at a time (eight words OR-ed, one
     // branch), then a word at a time, then bytes.
     static std::size_t count_zeros(std::span<const std::byte> s) noexcept {
@@ -119,6 +164,10 @@ private:
     wire::frame_buffer<wire::status_size> record_;
     bool opaque_ = false;
     bool control_only_ = false;
+    bool on_grid_ = false;
+    std::size_t chunk_ = 0;
+    std::size_t chunk_left_ = 0;
+    std::uint64_t grid_statuses_ = 0;
 };
 
 } // namespace btest

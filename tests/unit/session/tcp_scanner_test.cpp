@@ -118,3 +118,51 @@ TEST_CASE("scanner: a STATUS whose CPU byte has bit 7 clear is still found") {
     CHECK(t.statuses[0].cpu_load == 89);
     CHECK(t.data == 3);
 }
+
+TEST_CASE("scanner: the chunk grid follows whole chunks with STATUS between them") {
+    tcp_scanner s;
+    s.track_chunks(1000);
+    CHECK(s.on_grid());
+    CHECK(s.chunk_rest() == 0);  // at a boundary: nothing is known yet
+    auto t = scan(s, zeros(1));
+    CHECK(t.data == 1);
+    CHECK(s.chunk_rest() == 999);  // a chunk started
+    s.skip(900);                   // dropped unseen by the transport
+    CHECK(s.chunk_rest() == 99);
+    t = scan(s, cat({zeros(99), status_bytes(1, 1, 5), zeros(2500)}), 7);
+    CHECK(t.statuses.size() == 1);
+    CHECK(s.grid_statuses() == 1);
+    CHECK(s.on_grid());
+    CHECK(s.chunk_rest() == 500);  // 2 whole chunks and half of the third
+    s.skip(500);
+    t = scan(s, status_bytes(2, 2, 6));
+    CHECK(s.grid_statuses() == 2);
+    CHECK(s.chunk_rest() == 0);
+}
+
+TEST_CASE("scanner: a STATUS inside a chunk takes the stream off the grid for good") {
+    tcp_scanner s;
+    s.track_chunks(1000);
+    auto t = scan(s, cat({zeros(400), status_bytes(1, 1, 5), zeros(600), status_bytes(1, 2, 5), zeros(10)}));
+    CHECK(t.statuses.size() == 2);  // still parsed, as §9.4 says
+    CHECK_FALSE(s.on_grid());
+    CHECK(s.chunk_rest() == 0);
+    CHECK(t.data == 1010);
+}
+
+TEST_CASE("scanner: no chunk rest inside a record, in opaque or control streams") {
+    tcp_scanner s;
+    s.track_chunks(100);
+    auto st = status_bytes(1, 1, 1);
+    scan(s, cat({zeros(100), std::vector<std::byte>(st.begin(), st.begin() + 5)}));
+    CHECK(s.in_record());
+    CHECK(s.chunk_rest() == 0);
+    tcp_scanner o(tcp_scanner::mode::opaque);
+    o.track_chunks(100);
+    scan(o, zeros(10));
+    CHECK(o.chunk_rest() == 0);
+    tcp_scanner c(tcp_scanner::mode::control_only);
+    c.track_chunks(100);
+    scan(c, zeros(10));
+    CHECK(c.chunk_rest() == 0);
+}

@@ -7,8 +7,10 @@
 //
 // Data plane (DESIGN "Data plane"): TCP reads and writes are non-blocking system calls, several
 // per wake-up; buffers start small (thousands of idle or slow sessions stay cheap) and double
-// while the session fills them. A receiving session with a byte budget is read no further
-// than its read_limit(). UDP batching with sendmmsg/GSO and recvmmsg/GRO is udp_io.hpp. The
+// while the session fills them. Zero-filled chunk payload leaves by reference (sendfile from a
+// file of zeros) and payload the session need not see is dropped in the kernel (MSG_TRUNC):
+// detail/tcp_io.hpp. A receiving session with a byte budget is read no further than its
+// read_limit(). UDP batching with sendmmsg/GSO and recvmmsg/GRO is udp_io.hpp. The
 // timer is armed no closer than the granularity, so a paced sender wakes once per batch and
 // sends all that is due.
 //
@@ -32,6 +34,7 @@
 #include <sys/socket.h>
 
 #include "btest/session/session.hpp"
+#include "btest/transport/detail/tcp_io.hpp"
 #include "btest/transport/detail/udp_io.hpp"
 #include "btest/transport/options.hpp"
 #include "btest/transport/reactor.hpp"
@@ -92,6 +95,8 @@ struct tcp_link {
     std::size_t wcap = 0;
     std::size_t wpos = 0;          ///< wbuf[wpos, wlen) was returned by write_to() and not yet written
     std::size_t wlen = 0;
+    std::size_t zleft = 0;         ///< then this many zeros (write_parts) not yet written
+    bool zerocopy = false;         ///< zeros leave by sendfile(); false: copied from a zero block
     bool read_done = false;        ///< EOF or an error seen: no more reads
     bool read_more = false;        ///< stopped reading with data possibly left: continue soon
     bool read_paused = false;      ///< read_limit() was 0 (a budget refill on its way): not reading
@@ -102,7 +107,7 @@ struct tcp_link {
     std::function<void()> on_close;  ///< e.g. gives a per-IP connection count back
 
     bool closed() const noexcept { return !fd; }
-    bool pending() const noexcept { return wpos < wlen; }
+    bool pending() const noexcept { return wpos < wlen || zleft > 0; }
     void close() noexcept {
         if (!fd) return;
         r.unwatch(watch);
@@ -115,21 +120,56 @@ struct tcp_link {
     }
     /// Writes what remains of the pending bytes without blocking: done, blocked or failed.
     enum class send_result : std::uint8_t { done, blocked, failed };
-    send_result send_pending(std::error_code& ec) noexcept {
+    /// The literal bytes go first (with MSG_MORE when zeros follow), then the zeros.
+    send_result send_pending(std::error_code& ec, shared_counters& counters) noexcept {
         while (wpos < wlen) {
-            const ssize_t n = ::send(fd.get(), wbuf.get() + wpos, wlen - wpos, MSG_DONTWAIT | MSG_NOSIGNAL);
+            const int more = zleft ? MSG_MORE : 0;
+            const ssize_t n = ::send(fd.get(), wbuf.get() + wpos, wlen - wpos, MSG_DONTWAIT | MSG_NOSIGNAL | more);
             if (n > 0) {
                 wpos += static_cast<std::size_t>(n);
+                counters.add(shared_counters::tcp_bytes_copied, static_cast<std::uint64_t>(n));
                 continue;
             }
             if (n < 0 && errno == EINTR) continue;
             if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return send_result::blocked;
-            ec = n < 0 ? last_error() : std::make_error_code(std::errc::broken_pipe);
-            wpos = wlen = 0;
-            return send_result::failed;
+            return fail(ec, n);
+        }
+        while (zleft > 0) {
+            ssize_t n;
+            if (zerocopy) {
+                n = send_zeros_by_reference(fd.get(), zleft);
+                if (n > 0) {
+                    zleft -= static_cast<std::size_t>(n);
+                    counters.add(shared_counters::tcp_bytes_zerocopy, static_cast<std::uint64_t>(n));
+                    continue;
+                }
+                if (n < 0 && zerocopy_unsupported(errno)) {
+                    zerocopy = false;  // this socket copies from now on
+                    counters.add(shared_counters::tcp_zerocopy_fallbacks);
+                    continue;
+                }
+            } else {
+                n = ::send(fd.get(), zero_block(), zleft < zero_block_size ? zleft : zero_block_size,
+                           MSG_DONTWAIT | MSG_NOSIGNAL);
+                if (n > 0) {
+                    zleft -= static_cast<std::size_t>(n);
+                    counters.add(shared_counters::tcp_bytes_copied, static_cast<std::uint64_t>(n));
+                    continue;
+                }
+            }
+            if (n < 0 && errno == EINTR) continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return send_result::blocked;
+            return fail(ec, n);
         }
         wpos = wlen = 0;
         return send_result::done;
+    }
+
+private:
+    send_result fail(std::error_code& ec, ssize_t n) noexcept {
+        ec = n < 0 ? last_error() : std::make_error_code(std::errc::broken_pipe);
+        wpos = wlen = zleft = 0;
+        return send_result::failed;
     }
 };
 
@@ -157,6 +197,7 @@ public:
     void attach(std::uint32_t index, std::unique_ptr<tcp_link> l) {
         l->owner = this;
         l->index = index;
+        l->zerocopy = dp_.tcp_zerocopy;
         if (dp_.tcp_socket_buffer) set_socket_buffers(l->fd.get(), dp_.tcp_socket_buffer);
         if (links_.size() <= index) links_.resize(index + 1);
         links_[index] = std::move(l);
@@ -263,7 +304,7 @@ private:
             // The session's last bytes (a final control word) go first, with one try: a peer
             // whose socket buffer is that full is not waited for.
             std::error_code ec;
-            if (l->pending()) (void)l->send_pending(ec);
+            if (l->pending()) (void)l->send_pending(ec, counters_);
             l->close();
         }
         for (auto& w : udp_watch_) r_.unwatch(w);
@@ -316,9 +357,30 @@ private:
 
     void read_tcp(tcp_link& l) {
         l.read_more = false;
-        for (int round = 0; round < detail::tcp_read_rounds; ++round) {
+        int heads = 0;  // short reads of a chunk's head before a drop
+        for (int round = 0; round < detail::tcp_read_rounds;) {
             if (l.read_done || l.closed() || done_) return;
-            const std::size_t want = std::min(l.rcap, sess().read_limit(l.index));
+            const auto plan = dp_.tcp_discard ? sess().plan_read(l.index, detail::min_discard, detail::max_discard)
+                                              : session::read_plan{0, sess().read_limit(l.index)};
+            if (plan.discard) {
+                // Payload the session need not see: the kernel drops it, nothing is copied.
+                const std::size_t want = std::min(plan.discard, detail::max_discard);
+                const ssize_t r = ::recv(l.fd.get(), nullptr, want, MSG_DONTWAIT | MSG_TRUNC);
+                if (r > 0) {
+                    const auto n = static_cast<std::size_t>(r);
+                    counters_.add(detail::shared_counters::tcp_discards);
+                    counters_.add(detail::shared_counters::tcp_bytes_discarded, n);
+                    l.received += n;
+                    sess().discarded(l.index, clock::now(), n);
+                    ++round;
+                    if (n < want) return;  // drained for now
+                    if (sess().finished()) return;
+                    continue;
+                }
+                if (!handle_read_error(l, r)) return;
+                continue;
+            }
+            const std::size_t want = std::min(l.rcap, plan.read);
             if (want == 0) {  // until the session has room again (pump() looks)
                 l.read_paused = true;
                 l.update_interest();
@@ -340,17 +402,26 @@ private:
                 }
                 if (sess().finished()) return;
                 if (!sess().running()) break;  // in a handshake: one read per turn
+                // The head of a chunk before a drop is no round of its own, up to a round's worth
+                // of them: a peer sending nothing but STATUS records still yields to the others.
+                if (n > read_head || ++heads > detail::tcp_read_rounds) ++round;
                 continue;
             }
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
-            l.read_done = true;  // EOF or a reset: the session decides what it means
-            l.update_interest();
-            report_closed(l, r == 0 ? std::error_code{} : last_error());
-            return;
+            if (!handle_read_error(l, r)) return;
         }
         l.read_more = true;  // our share is used: come back after the other handlers
         post_yield();
+    }
+
+    /// A read returned `r` ≤ 0: true to read again (EINTR), false when done reading for now
+    /// (would block) or for good (EOF or a reset: the session decides what it means).
+    bool handle_read_error(tcp_link& l, ssize_t r) {
+        if (r < 0 && errno == EINTR) return true;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return false;
+        l.read_done = true;
+        l.update_interest();
+        report_closed(l, r == 0 ? std::error_code{} : last_error());
+        return false;
     }
 
     void report_closed(tcp_link& l, std::error_code ec) {
@@ -367,15 +438,18 @@ private:
                     l.wcap = detail::write_buffer_min;
                     l.wbuf.reset(new std::byte[l.wcap]);
                 }
-                const auto n = sess().write_to(l.index, now, std::span<std::byte>(l.wbuf.get(), l.wcap));
-                if (n == 0) return;
-                trace(l.index, true, std::span<const std::byte>(l.wbuf.get(), n));
+                // Zeros the session hands out as a count leave from our own zero source.
+                const auto p = sess().write_parts(l.index, now, std::span<std::byte>(l.wbuf.get(), l.wcap),
+                                                  dp_.tcp_zerocopy ? detail::zero_room : 0);
+                if (p.literal == 0 && p.zeros == 0) return;
+                if (p.literal) trace(l.index, true, std::span<const std::byte>(l.wbuf.get(), p.literal));
                 l.wpos = 0;
-                l.wlen = n;
+                l.wlen = p.literal;
+                l.zleft = p.zeros;
             }
             const std::size_t n = l.wlen;
             std::error_code ec;
-            switch (l.send_pending(ec)) {
+            switch (l.send_pending(ec, counters_)) {
             case tcp_link::send_result::done: break;
             case tcp_link::send_result::blocked:
                 l.write_blocked = true;

@@ -43,6 +43,13 @@ struct data_plane_options {
     /// SO_SNDBUF/SO_RCVBUF of UDP test sockets (forced past the system maximum where the
     /// process may).
     std::size_t udp_socket_buffer = 4u << 20;
+    /// TCP send: whole zero-filled chunks (session::write_parts) leave by sendfile() from a
+    /// memory file of zeros made once per process, which the kernel sends by reference instead
+    /// of copying from user memory; where that is refused, send() from a block of zeros.
+    bool tcp_zerocopy = true;
+    /// TCP receive: chunk payload the session does not need to see (session::plan_read) is
+    /// dropped in the kernel with recv(MSG_TRUNC) instead of being copied out.
+    bool tcp_discard = true;
     /// SO_SNDBUF/SO_RCVBUF of TCP connections; 0 leaves the kernel's autotuning alone.
     std::size_t tcp_socket_buffer = 0;
     /// A session's timer is never armed closer than this to now: a paced sender wakes once per
@@ -72,6 +79,11 @@ struct io_counters {
     std::uint64_t udp_datagrams_received = 0;  ///< datagrams fed to the session after splitting
     std::uint64_t tcp_writes = 0;              ///< buffers written out in full
     std::uint64_t tcp_reads = 0;               ///< reads that returned data
+    std::uint64_t tcp_bytes_copied = 0;        ///< TCP bytes sent with send() (copied from user memory)
+    std::uint64_t tcp_bytes_zerocopy = 0;      ///< TCP bytes sent by reference (sendfile of zeros)
+    std::uint64_t tcp_zerocopy_fallbacks = 0;  ///< times sendfile was refused: copies from then on
+    std::uint64_t tcp_discards = 0;            ///< recv(MSG_TRUNC) calls that dropped data
+    std::uint64_t tcp_bytes_discarded = 0;     ///< TCP bytes dropped unseen (counted, never copied)
 
     io_counters& operator+=(const io_counters& o) noexcept {
         timer_wakeups += o.timer_wakeups;
@@ -86,6 +98,11 @@ struct io_counters {
         udp_datagrams_received += o.udp_datagrams_received;
         tcp_writes += o.tcp_writes;
         tcp_reads += o.tcp_reads;
+        tcp_bytes_copied += o.tcp_bytes_copied;
+        tcp_bytes_zerocopy += o.tcp_bytes_zerocopy;
+        tcp_zerocopy_fallbacks += o.tcp_zerocopy_fallbacks;
+        tcp_discards += o.tcp_discards;
+        tcp_bytes_discarded += o.tcp_bytes_discarded;
         return *this;
     }
 };
@@ -99,7 +116,8 @@ public:
     enum field : std::size_t {
         timer_wakeups, udp_send_calls, udp_send_messages, udp_gso_messages, udp_datagrams_sent,
         udp_gso_fallbacks, udp_recv_calls, udp_recv_messages, udp_gro_messages, udp_datagrams_received,
-        tcp_writes, tcp_reads, count_
+        tcp_writes, tcp_reads, tcp_bytes_copied, tcp_bytes_zerocopy, tcp_zerocopy_fallbacks, tcp_discards,
+        tcp_bytes_discarded, count_
     };
     void add(field f, std::uint64_t n = 1) noexcept {
         auto& a = v_[f];
@@ -120,6 +138,11 @@ public:
         c.udp_datagrams_received = g(udp_datagrams_received);
         c.tcp_writes = g(tcp_writes);
         c.tcp_reads = g(tcp_reads);
+        c.tcp_bytes_copied = g(tcp_bytes_copied);
+        c.tcp_bytes_zerocopy = g(tcp_bytes_zerocopy);
+        c.tcp_zerocopy_fallbacks = g(tcp_zerocopy_fallbacks);
+        c.tcp_discards = g(tcp_discards);
+        c.tcp_bytes_discarded = g(tcp_bytes_discarded);
         return c;
     }
 

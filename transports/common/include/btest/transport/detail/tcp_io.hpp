@@ -1,0 +1,79 @@
+// The TCP data plane's ways past the copy (DESIGN "Data plane"): zero-filled chunk payload
+// leaves by sendfile() from a memory file of zeros, which the kernel sends by reference; chunk
+// payload a receiver does not need to see is dropped with recv(MSG_TRUNC). The session decides
+// which bytes those are (session::write_parts, session::plan_read); this only moves them.
+//
+// Measured on loopback and over a veth pair (benchmarks/zerocopy/zc_probe.sh): sendfile from
+// a memfd beat send() copies, splice() through a pipe and vmsplice(); MSG_ZEROCOPY cannot win
+// towards a receiver on the same host (the kernel copies the pages for a local receiver and
+// the completions cost on top), so it is not used.
+#pragma once
+
+#include <cerrno>
+#include <cstddef>
+#include <cstdint>
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace btest::transport::detail {
+
+/// TCP send: zero bytes per sendfile() call at most (the size of the file of zeros), and what
+/// a session may hand out as zeros per write_parts() call (bounds how long a due STATUS waits
+/// behind them, as the literal write buffer does).
+inline constexpr std::size_t zero_file_size = 1024 * 1024;
+inline constexpr std::size_t zero_room = 512 * 1024;
+/// TCP receive: a chunk rest is dropped only from this size on (below, a copy costs less than
+/// the extra system call); one drop takes at most this much (whole chunks of a stream that
+/// carries no STATUS: session::plan_read).
+inline constexpr std::size_t min_discard = 8 * 1024;
+inline constexpr std::size_t max_discard = 1024 * 1024;
+
+/// A block of zeros for send() where sendfile() is not available.
+inline const std::byte* zero_block() noexcept {
+    alignas(64) static const std::byte block[64 * 1024] = {};
+    return block;
+}
+inline constexpr std::size_t zero_block_size = 64 * 1024;
+
+/// The process's file of zeros: a memfd of zero_file_size bytes, its pages filled once (so
+/// every sendfile() finds them in memory), shared by every connection and thread; -1 where
+/// memfd_create() is not available. Never closed (it lives as long as the process).
+inline int zero_file() noexcept {
+    static const int fd = [] {
+        const int f = ::memfd_create("btest-zeros", MFD_CLOEXEC);
+        if (f < 0) return -1;
+        for (std::size_t at = 0; at < zero_file_size;) {
+            const ssize_t n = ::pwrite(f, zero_block(), zero_block_size, static_cast<off_t>(at));
+            if (n <= 0) {
+                ::close(f);
+                return -1;
+            }
+            at += static_cast<std::size_t>(n);
+        }
+        return f;
+    }();
+    return fd;
+}
+
+/// sendfile() of up to `n` zeros from the file of zeros to `sock`: bytes sent, or -1 with errno.
+inline ssize_t send_zeros_by_reference(int sock, std::size_t n) noexcept {
+    const int f = zero_file();
+    if (f < 0) {
+        errno = ENOSYS;
+        return -1;
+    }
+    off_t off = 0;
+    return ::sendfile(sock, f, &off, n < zero_file_size ? n : zero_file_size);
+}
+
+/// True for a sendfile() error that means "not here" (copy instead), not a broken connection.
+inline bool zerocopy_unsupported(int e) noexcept {
+    return e == EINVAL || e == ENOSYS || e == EOPNOTSUPP || e == ENOTSUP || e == EBADF || e == ESPIPE ||
+           e == EOVERFLOW;
+}
+
+} // namespace btest::transport::detail
