@@ -304,12 +304,11 @@ def main():
     failed = run_suite(a, cases, work, "loopback (127.0.0.1)")
     if veth_cases and os.geteuid() == 0:
         netns_sh = os.path.join(os.path.dirname(os.path.abspath(__file__)), "netns.sh")
-        subprocess.run([netns_sh, "up", prefix], check=True, stdout=subprocess.DEVNULL)
+        up = subprocess.run([netns_sh, "up", prefix], check=True, capture_output=True, text=True).stdout.strip()
         try:
             a.netns = prefix
             print()
-            failed += run_suite(a, veth_cases, os.path.join(work, "veth"),
-                                f"veth pair, MTU 1500, fq qdisc ({prefix}-cli -> {prefix}-srv {NETNS_ADDR})")
+            failed += run_suite(a, veth_cases, os.path.join(work, "veth"), f"veth pair: {up}")
         finally:
             subprocess.run([netns_sh, "down", prefix], stdout=subprocess.DEVNULL)
     elif veth_cases:

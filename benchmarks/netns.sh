@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A stand-in for a real NIC path: two network namespaces joined by a veth pair with an MTU of
-# 1500 and an fq qdisc on each end, addressed from the benchmarking range 198.18.0.0/15
+# 1500 and a queueing discipline on each end (fq where the kernel has it, else fq_codel, else
+# pfifo_fast: a veth has none by default), addressed from the benchmarking range 198.18.0.0/15
 # (RFC 2544), which exists only inside these namespaces. Needs root (ip, tc).
 #
 #   benchmarks/netns.sh up   [PREFIX]   creates PREFIX-srv (198.18.0.1) and PREFIX-cli (198.18.0.2)
@@ -21,6 +22,7 @@ down() {
 case "$cmd" in
 up)
     down
+    trap 'down' ERR
     ip netns add "$srv"
     ip netns add "$cli"
     ip link add "${prefix}s" netns "$srv" type veth peer name "${prefix}c" netns "$cli"
@@ -31,13 +33,17 @@ up)
     done
     ip -n "$srv" link set "${prefix}s" mtu 1500 up
     ip -n "$cli" link set "${prefix}c" mtu 1500 up
-    tc -n "$srv" qdisc replace dev "${prefix}s" root fq
-    tc -n "$cli" qdisc replace dev "${prefix}c" root fq
-    # A UDP test binds its data sockets to ports above the control port; let them all be used.
-    for ns in "$srv" "$cli"; do
-        ip netns exec "$ns" sysctl -qw net.core.rmem_max=33554432 net.core.wmem_max=33554432
+    qdisc=""
+    for q in fq fq_codel pfifo_fast; do
+        if tc -n "$srv" qdisc replace dev "${prefix}s" root "$q" 2>/dev/null; then
+            qdisc=$q
+            break
+        fi
     done
-    echo "$srv 198.18.0.1 <-> $cli 198.18.0.2 (veth, mtu 1500, fq)"
+    [ -n "$qdisc" ] || { echo "netns.sh: no qdisc could be set" >&2; down; exit 1; }
+    tc -n "$cli" qdisc replace dev "${prefix}c" root "$qdisc"
+    trap - ERR
+    echo "$srv 198.18.0.1 <-> $cli 198.18.0.2 (veth, mtu 1500, $qdisc)"
     ;;
 down)
     down

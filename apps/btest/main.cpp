@@ -18,6 +18,8 @@
 #include <thread>
 #include <variant>
 
+#include <sys/resource.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
@@ -536,15 +538,41 @@ private:
     std::map<std::uint64_t, printer::test_info> tests_;
 };
 
+/// Every test holds a descriptor per TCP connection and UDP socket (two for a UDP test, one
+/// per connection of a TCP test): a server for thousands of sessions outgrows the usual soft
+/// limit of 1024. The soft limit may be raised to the hard one without privilege; do so when
+/// --max-sessions could need more, and say what happened (empty: nothing to say).
+std::string raise_descriptor_limit(std::size_t max_sessions) {
+    const rlim_t want = static_cast<rlim_t>(max_sessions) * 2 + 64;
+    rlimit r{};
+    if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY || r.rlim_cur >= want) return {};
+    const rlim_t before = r.rlim_cur;
+    if (r.rlim_max > r.rlim_cur) {
+        r.rlim_cur = r.rlim_max == RLIM_INFINITY ? want : std::max(want, std::min(r.rlim_max, want * 2));
+        if (r.rlim_max != RLIM_INFINITY) r.rlim_cur = std::min(r.rlim_cur, r.rlim_max);
+        if (::setrlimit(RLIMIT_NOFILE, &r) != 0) r.rlim_cur = before;
+    }
+    std::string msg;
+    if (r.rlim_cur != before) msg = fmt::format("btest: descriptor limit raised from {} to {}", before, r.rlim_cur);
+    if (r.rlim_cur < want)
+        msg += fmt::format("{}btest: warning: --max-sessions {} may need {} descriptors, the limit is {} (hard {}): "
+                           "raise it (ulimit -Hn, LimitNOFILE=)",
+                           msg.empty() ? "" : "\n", max_sessions, want, r.rlim_cur, r.rlim_max);
+    return msg;
+}
+
 int run_server(const options& opt) {
     boost::asio::io_context ioc(1);
     csv_file csv;
     syslog_sender syslog(ioc);
     if (!open_outputs(opt, csv, syslog)) return exit_usage;
     printer p{opt, &csv, &syslog, "server"};
+    if (const auto msg = raise_descriptor_limit(opt.max_sessions); !msg.empty() && !opt.quiet) p.err(msg);
 
     auto so = server_options_from(opt, opt, opt, opt,
                                   opt.auth.value_or(opt.user ? btest::auth_method::ec_srp5 : btest::auth_method::none));
+    // Every admitted test may be a UDP test holding one port block.
+    so.udp_ports.max_blocks = std::max<std::size_t>(so.udp_ports.max_blocks, opt.max_sessions);
 
     Botan::System_RNG sys;
     btest::auth::botan_entropy rng(sys);

@@ -30,7 +30,10 @@
 #include <csignal>
 #include <dirent.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -105,13 +108,19 @@ options parse(int argc, char** argv) {
     return o;
 }
 
-void raise_nofile() {
+/// Raises this process's descriptor limit to the hard one; returns the soft limit it had (the
+/// server gets that one back: it raises its own).
+rlim_t raise_nofile() {
     rlimit r{};
-    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    if (getrlimit(RLIMIT_NOFILE, &r) != 0) return 0;
+    const rlim_t before = r.rlim_cur;
+    if (r.rlim_cur < r.rlim_max) {
         r.rlim_cur = r.rlim_max;
         setrlimit(RLIMIT_NOFILE, &r);
     }
+    return before;
 }
+rlim_t original_nofile = 0;
 
 // ---- the server process --------------------------------------------------------------------
 
@@ -170,7 +179,7 @@ server_limits limits_for(const options& o) {
 
 std::vector<std::string> server_args(const options& o) {
     const auto l = limits_for(o);
-    std::vector<std::string> args = {o.btest, "-s", "-q", "-P", std::to_string(o.port), "--listen", "127.0.0.1",
+    std::vector<std::string> args = {o.btest, "-s", "-P", std::to_string(o.port), "--listen", "127.0.0.1",
                                      "--listen6", "none", "--max-sessions", std::to_string(l.max_sessions),
                                      "--max-conn-per-ip", std::to_string(l.max_conn_per_ip),
                                      "--udp-port-start", "30000", "--udp-port-end", "50000"};
@@ -181,6 +190,8 @@ std::vector<std::string> server_args(const options& o) {
     return args;
 }
 
+std::string server_log(const options& o) { return "/tmp/btest_scale_server_" + std::to_string(o.port) + ".log"; }
+
 pid_t start_server(const options& o) {
     const pid_t pid = fork();
     if (pid < 0) {
@@ -190,6 +201,14 @@ pid_t start_server(const options& o) {
     if (pid == 0) {
         const int devnull = open("/dev/null", O_WRONLY);
         dup2(devnull, 1);
+        // Its log (stderr) is kept for the report; the descriptor limit it raises itself.
+        const int log = open(server_log(o).c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (log >= 0) dup2(log, 2);
+        rlimit r{};
+        if (original_nofile && getrlimit(RLIMIT_NOFILE, &r) == 0) {
+            r.rlim_cur = original_nofile;
+            setrlimit(RLIMIT_NOFILE, &r);
+        }
         std::vector<std::string> args = server_args(o);
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
@@ -224,6 +243,50 @@ struct load_client final : btest::asio::client_observer {
     }
 };
 
+/// Time to HELLO: how long a new client waits from connect() to the server's HELLO (4 bytes,
+/// PROTOCOL §4) while the load runs — an accept stall or a slow front end shows here. One probe
+/// at a time, every `every`, from 127.0.1.1 (an address of its own, outside the load's per-IP
+/// counts); each closes without a COMMAND. Milliseconds, with the second of the run it started.
+struct hello_probe {
+    std::vector<std::pair<double, double>> samples;  // (start s, ms); ms < 0: no HELLO within 5 s
+    void run(const options& o, std::atomic<bool>& running, std::chrono::steady_clock::time_point t0,
+             std::chrono::milliseconds every) {
+        while (running) {
+            const auto start = std::chrono::steady_clock::now();
+            const double at = std::chrono::duration<double>(start - t0).count();
+            samples.emplace_back(at, once(o));
+            std::this_thread::sleep_until(start + every);
+        }
+    }
+    static double once(const options& o) {
+        const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        sockaddr_in src{}, dst{};
+        src.sin_family = dst.sin_family = AF_INET;
+        src.sin_addr.s_addr = htonl(0x7f000101);  // 127.0.1.1
+        dst.sin_addr.s_addr = htonl(0x7f000001);
+        dst.sin_port = htons(o.port);
+        timeval tv{5, 0};
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+        ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        double ms = -1;
+        const auto t = std::chrono::steady_clock::now();
+        if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) == 0 &&
+            ::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof dst) == 0) {
+            unsigned char hello[4];
+            std::size_t got = 0;
+            while (got < 4) {
+                const ssize_t n = ::recv(fd, hello + got, 4 - got, 0);
+                if (n <= 0) break;
+                got += static_cast<std::size_t>(n);
+            }
+            if (got == 4) ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+        }
+        ::close(fd);
+        return ms;
+    }
+};
+
 double percentile(std::vector<double> v, double p) {
     if (v.empty()) return 0;
     std::sort(v.begin(), v.end());
@@ -238,7 +301,7 @@ double percentile(std::vector<double> v, double p) {
 int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     options o = parse(argc, argv);
-    raise_nofile();
+    original_nofile = raise_nofile();
     pid_t server = -1;
     if (!o.btest.empty()) {
         // Say what the server was started with: its limits must admit every session offered.
@@ -311,12 +374,17 @@ int main(int argc, char** argv) {
             std::this_thread::sleep_for(1s);
         }
     });
+    hello_probe probe;
+    std::thread prober([&] {
+        if (server > 0 || o.btest.empty()) probe.run(o, running, t0, 50ms);
+    });
     std::vector<std::thread> threads;
     for (std::size_t t = 1; t < iocs.size(); ++t) threads.emplace_back([&, t] { iocs[t]->run(); });
     iocs[0]->run();
     for (auto& t : threads) t.join();
     running = false;
     sampler.join();
+    prober.join();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const auto final_sample = server > 0 ? sample(server) : std::nullopt;
     if (server > 0) {
@@ -328,15 +396,20 @@ int main(int argc, char** argv) {
     std::vector<double> errs;  // achieved / requested − 1, one per active direction
     std::map<std::string, std::vector<double>> groups;  // the same by protocol, direction and receiver
     std::size_t completed = 0, failed = 0, outside = 0;
+    std::map<std::string, std::size_t> why_failed;  // "udp: <error>" → sessions
     for (auto& c : clients) {
+        const std::string proto = c->proto == btest::protocol::udp ? "udp" : "tcp";
         if (!c->summary || !c->summary->started || c->error) {
             ++failed;
+            ++why_failed[proto + (c->summary && c->summary->started ? " after start: " : " before start: ") +
+                         (c->error ? c->error.message() : "no error")];
             continue;
         }
         const auto& s = *c->summary;
         const bool ok = s.reason == btest::end_reason::completed || s.reason == btest::end_reason::max_duration;
         if (!ok) {
             ++failed;
+            ++why_failed[proto + ": ended " + std::to_string(static_cast<int>(s.reason.value_or(btest::end_reason::failure)))];
             continue;
         }
         ++completed;
@@ -382,6 +455,7 @@ int main(int argc, char** argv) {
     std::printf("  requested: TCP %.2f Mbit/s, UDP %.2f Mbit/s per direction; offered total %.1f Mbit/s\n",
                 double(o.tcp_rate) / 1e6, double(o.udp_rate) / 1e6, offered / 1e6);
     std::printf("  sessions: %zu completed, %zu failed; wall %.1f s\n", completed, failed, wall);
+    for (const auto& [why, n] : why_failed) std::printf("    failed: %zu x %s\n", n, why.c_str());
     if (!errs.empty()) {
         std::vector<double> pct;
         for (double e : errs) pct.push_back(100 * e);
@@ -399,13 +473,35 @@ int main(int argc, char** argv) {
         std::printf("  server: RSS max %.1f MiB (high-water %.1f MiB), fds max %zu, threads %zu, CPU %.1f%% of one core "
                     "while all ran\n",
                     rss_max, final_sample ? std::max(hwm, final_sample->hwm_mib) : hwm, fds_max, threads_n, cpu_pct);
+    // Time to HELLO, while the clients were starting (the ramp) and once all of them ran.
+    double hello_p99_all = 0;
+    for (int phase = 0; phase < 2; ++phase) {
+        std::vector<double> ms;
+        std::size_t lost = 0;
+        for (const auto& [at, v] : probe.samples) {
+            const bool in_ramp = at < o.ramp;
+            if ((phase == 0) != in_ramp || at > o.ramp + o.duration - 0.5) continue;
+            if (v < 0) ++lost;
+            else ms.push_back(v);
+        }
+        if (ms.empty() && lost == 0) continue;
+        if (phase == 1) hello_p99_all = percentile(ms, 0.99);
+        std::printf("  time to HELLO %s: n=%zu  p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms  no HELLO in 5 s: %zu\n",
+                    phase == 0 ? "during the ramp  " : "with all running", ms.size() + lost, percentile(ms, 0.5),
+                    percentile(ms, 0.9), percentile(ms, 0.99), percentile(ms, 1), lost);
+    }
+    if (server > 0) {
+        std::ifstream log(server_log(o));
+        for (std::string line; std::getline(log, line);)
+            if (line.find("descriptor") != std::string::npos) std::printf("  server said: %s\n", line.c_str());
+    }
     if (!o.json_out.empty()) {
         std::ofstream j(o.json_out);
         j << "{\"m\":" << o.m << ",\"udp\":" << n_udp << ",\"completed\":" << completed << ",\"failed\":" << failed
           << ",\"outside_10pct\":" << outside << ",\"directions\":" << errs.size()
           << ",\"err_min_pct\":" << 100 * percentile(errs, 0) << ",\"err_median_pct\":" << 100 * percentile(errs, 0.5)
           << ",\"err_max_pct\":" << 100 * percentile(errs, 1) << ",\"rss_max_mib\":" << rss_max
-          << ",\"fds_max\":" << fds_max << ",\"cpu_pct\":" << cpu_pct << "}\n";
+          << ",\"fds_max\":" << fds_max << ",\"cpu_pct\":" << cpu_pct << ",\"hello_p99_ms\":" << hello_p99_all << "}\n";
     }
     return failed == 0 ? 0 : 3;
 }
