@@ -393,6 +393,17 @@ bool open_outputs(const options& opt, csv_file& csv, syslog_sender& syslog) {
     return true;
 }
 
+/// -v: which data paths ran (io_counters), one line at the end.
+std::string describe(const bta::io_counters& c) {
+    return fmt::format("data plane: TCP sent {} B copied, {} B by reference (sendfile, {} fallbacks); received {} reads, "
+                       "{} B dropped unread (MSG_TRUNC, {} calls); UDP sent {} datagrams in {} messages ({} GSO) by {} "
+                       "calls, received {} datagrams in {} messages ({} GRO) by {} calls; {} timer wake-ups",
+                       c.tcp_bytes_copied, c.tcp_bytes_zerocopy, c.tcp_zerocopy_fallbacks, c.tcp_reads,
+                       c.tcp_bytes_discarded, c.tcp_discards, c.udp_datagrams_sent, c.udp_send_messages,
+                       c.udp_gso_messages, c.udp_send_calls, c.udp_datagrams_received, c.udp_recv_messages,
+                       c.udp_gro_messages, c.udp_recv_calls, c.timer_wakeups);
+}
+
 int run_client(const options& opt) {
     boost::asio::io_context ioc(1);
     csv_file csv;
@@ -437,6 +448,7 @@ int run_client(const options& opt) {
     });
     cli.start();
     ioc.run();
+    if (opt.verbose) p.err(describe(cli.counters()));
     return app.status;
 }
 
@@ -594,6 +606,7 @@ int run_server(const options& opt) {
         srv.stop();
     });
     ioc.run();
+    if (opt.verbose) p.err(describe(srv.counters()));
     return exit_ok;
 }
 

@@ -10,7 +10,9 @@
 // client→server tests; both for "both" (each direction is a sample).
 //
 // The clients connect from 127.0.0.1 … 127.0.0.K (--ips), so that the server's by-IP routing
-// spreads them over its threads. The program raises RLIMIT_NOFILE for itself and the server.
+// spreads them over its threads. The program raises RLIMIT_NOFILE for itself; the server gets
+// the soft limit this program was started with and raises its own. A probe measures the time
+// to HELLO of new connections while the load runs.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
