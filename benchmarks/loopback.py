@@ -146,10 +146,11 @@ def full_seconds(intervals):
     return [bps for (secs, bps) in intervals if secs >= 0.9]
 
 
-def btest_run(a, case, pool, binary=None):
+def btest_run(a, case, pool, binary=None, extra=()):
     title, args, _, kind = CASES[case]
-    srv = pool.get(binary or a.btest, SERVER_FLAGS.get(case, []))
+    srv = pool.get(binary or a.btest, SERVER_FLAGS.get(case, []) + list(extra))
     cmd = a.cli_prefix + [binary or a.btest, "-c", a.addr, "-P", str(srv.port), "-d", str(a.duration), "--json", "-q"] + args
+    cmd += list(extra)
     off = srv.offset()
     s0 = srv.cpu()
     with children_cpu() as cc:
@@ -267,6 +268,9 @@ def main():
     ap.add_argument("--baseline-btest", default=None, metavar="PATH",
                     help="a second btest binary (e.g. an older build) run in the same rounds; adds a column and "
                          "the ratio btest/baseline")
+    ap.add_argument("--baseline-args", default=None, metavar="FLAGS",
+                    help="flags given to the baseline's client and server (e.g. '--no-zerocopy --no-discard'); "
+                         "without --baseline-btest the baseline is the same binary with these flags")
     ap.add_argument("--quick", action="store_true", help="2 s per case, 1 repetition (CI: keeps the script working)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--duration", type=float, default=10)
@@ -324,7 +328,7 @@ def run_suite(a, cases, work, where):
     a.addr = NETNS_ADDR if a.netns else "127.0.0.1"
     a.srv_prefix = ["ip", "netns", "exec", f"{a.netns}-srv"] if a.netns else []
     a.cli_prefix = ["ip", "netns", "exec", f"{a.netns}-cli"] if a.netns else []
-    base_line = f"   baseline: {a.baseline_btest}" if a.baseline_btest else ""
+    base_line = f"   baseline: {a.baseline_btest or a.btest} {a.baseline_args or ''}" if a.baseline_btest or a.baseline_args else ""
     print(f"== {where}")
     print(f"btest: {a.btest}{base_line}   iperf3: {subprocess.run([a.iperf3, '--version'], capture_output=True, text=True).stdout.splitlines()[0]}")
     print(f"{len(cases)} cases x {a.reps} repetitions x {a.duration} s, tools alternating; cores {os.cpu_count()}; load before: {loadavg()}")
@@ -334,8 +338,9 @@ def run_suite(a, cases, work, where):
     tools = [("btest", lambda a, c, srv: btest_run(a, c, pool), None), ("iperf3", iperf_run, isrv)]
     if not a.no_iperf3_zerocopy:
         tools.append(("iperf3-Z", lambda a, c, srv: iperf_run(a, c, srv, ["-Z"]), isrv))
-    if a.baseline_btest:
-        tools.insert(1, ("base", lambda a, c, srv: btest_run(a, c, pool, a.baseline_btest), None))
+    if a.baseline_btest or a.baseline_args:
+        base_flags = (a.baseline_args or "").split()
+        tools.insert(1, ("base", lambda a, c, srv: btest_run(a, c, pool, a.baseline_btest, base_flags), None))
     names = [t[0] for t in tools]
     results = {c: {n: [] for n in names} for c in cases}
     loads = [loadavg()]

@@ -7,6 +7,8 @@
 #   benchmarks/loopback.sh --cases tcp_tx,udp_1g --reps 5
 #   benchmarks/loopback.sh --client-args --no-gso --server-args "--no-gro --threads 1"
 #   benchmarks/loopback.sh --baseline-btest OLD/btest   adds an older btest binary to every round
+#   benchmarks/loopback.sh --baseline-args "--no-zerocopy --no-discard"   the same btest with these
+#                                          flags (client and server) as the baseline column
 #
 # Environment: BTEST (the btest binary; default: the first of build-perf/, build/ that has
 # one), IPERF3 (default: iperf3 from PATH, installed with apt-get when missing).

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <variant>
 #include <vector>
 
 #include <btest/session/server_session.hpp>
@@ -90,7 +91,7 @@ TEST_CASE("write_parts: literal bytes and then the zeros are exactly what write_
     }
 }
 
-TEST_CASE("write_parts: the zeros are whole chunks within the room; a STATUS rides in the literal part") {
+TEST_CASE("write_parts: the zeros are whole chunks within the room, a STATUS rides in the literal part") {
     started s(cmd_both);
     std::vector<std::byte> out(min_write_buffer);
     auto p = s.s->write_parts(0, t0, out, 3 * chunk + 100);
@@ -158,7 +159,7 @@ TEST_CASE("plan_read: in both directions nothing is dropped until the peer's STA
     CHECK(plan.discard == chunk - 64);
 }
 
-TEST_CASE("plan_read: a STATUS off the grid stops dropping; a random-fill stream drops everything") {
+TEST_CASE("plan_read: a STATUS off the grid stops dropping, a random-fill stream drops everything") {
     started s(cmd_both);
     std::vector<std::byte> out(min_write_buffer);
     s.s->write_to(0, t0, out);
@@ -195,7 +196,7 @@ TEST_CASE("plan_read: a receive budget bounds what may be dropped") {
     CHECK(s.summary().reason == end_reason::quota_exhausted);
 }
 
-TEST_CASE("plan_read: a stream that carries no STATUS drops whole chunks; the head read still sees one on the grid") {
+TEST_CASE("plan_read: a stream that carries no STATUS drops whole chunks, the head read still sees one on the grid") {
     started s(cmd_rx);
     std::vector<std::byte> out(min_write_buffer);
     s.s->write_to(0, t0, out);
@@ -212,4 +213,72 @@ TEST_CASE("plan_read: a stream that carries no STATUS drops whole chunks; the he
     CHECK(s.s->summary().status_received == 1);
     CHECK(s.s->summary().rx.bytes == 8 * chunk + read_head - wire::status_size);
     CHECK(s.s->plan_read(0, 4096, 8 * chunk).discard == 8 * chunk - (read_head - wire::status_size));
+}
+
+TEST_CASE("write_parts: zeros handed out as a count never pass the send budget") {
+    server_config cfg;
+    cfg.ask_admission = true;
+    seeded_entropy rng{4};
+    server_services svc{rng, nullptr, nullptr, {}};
+    const char* cmd_tx = "01 02 01 00 00 80 00 00 00 00 00 00 00 00 00 00";  // the server transmits
+    server_session s(cfg, svc, endpoint{ip_address::v4(192, 0, 2, 1), 5000}, *wire::decode_command(test::unhex(cmd_tx)), t0);
+    (void)s.poll_request();
+    // Four chunks and a refill asked below two; the hook answers only later.
+    s.admit(t0, byte_budget{4 * chunk, std::nullopt, std::nullopt}, 2 * chunk, budget_end::quota_exhausted);
+    std::vector<std::byte> out(min_write_buffer);
+    std::uint64_t zeros_sent = 0;
+    bool asked = false;
+    for (int i = 0; i < 20; ++i) {
+        const auto p = s.write_parts(0, t0 + std::chrono::milliseconds(i), out, 64 * chunk);
+        zeros_sent += p.zeros;
+        if (auto rq = s.poll_request()) asked = asked || std::holds_alternative<budget_request>(*rq);
+    }
+    CHECK(asked);
+    CHECK(zeros_sent == 4 * chunk);  // all of the budget, not a byte past it, while the refill is out
+    CHECK_FALSE(s.finished());
+    s.add_budget(t0 + 1s, byte_budget{chunk, std::nullopt, std::nullopt});
+    CHECK(s.write_parts(0, t0 + 1s, out, 64 * chunk).zeros == chunk);
+    (void)s.poll_request();
+    s.add_budget(t0 + 2s, byte_budget{});  // no more: the next chunk ends the test
+    CHECK(s.write_parts(0, t0 + 3s, out, 64 * chunk).zeros == 0);
+    CHECK(s.finished());
+    CHECK(s.summary().reason == end_reason::quota_exhausted);
+    CHECK(s.summary().tx.bytes == 5 * chunk);
+}
+
+TEST_CASE("plan_read: while a refill is on its way nothing is dropped past the budget, and reading waits") {
+    server_config cfg;
+    cfg.ask_admission = true;
+    seeded_entropy rng{6};
+    server_services svc{rng, nullptr, nullptr, {}};
+    server_session s(cfg, svc, endpoint{ip_address::v4(192, 0, 2, 1), 5000}, *wire::decode_command(test::unhex(cmd_rx)), t0);
+    (void)s.poll_request();
+    s.admit(t0, byte_budget{std::nullopt, 4 * chunk, std::nullopt}, 2 * chunk, budget_end::quota_exhausted);
+    std::vector<std::byte> out(min_write_buffer);
+    s.write_to(0, t0, out);
+    std::uint64_t taken = 0;
+    bool asked = false;
+    session::read_plan plan;
+    for (int i = 0; i < 40; ++i) {
+        plan = s.plan_read(0, 4096, chunk);  // the chunk's rest at most: the refill mark is crossed on the way
+        if (plan.discard) {
+            s.discarded(0, t0, plan.discard);
+            taken += plan.discard;
+        } else if (plan.read) {
+            s.feed(0, t0, zeros(std::min<std::size_t>(plan.read, read_head)));
+            taken += std::min<std::size_t>(plan.read, read_head);
+        } else {
+            break;
+        }
+        if (auto rq = s.poll_request()) asked = asked || std::holds_alternative<budget_request>(*rq);
+    }
+    CHECK(asked);
+    CHECK(plan.discard == 0);
+    CHECK(plan.read == 0);  // the transport stops reading until the refill
+    CHECK(taken == 4 * chunk);  // the budget to the byte: no "+1" while a refill is pending
+    CHECK_FALSE(s.finished());
+    CHECK(s.summary().rx.bytes == 4 * chunk);
+    s.add_budget(t0 + 1s, byte_budget{std::nullopt, chunk, std::nullopt});
+    plan = s.plan_read(0, 4096, chunk);
+    CHECK(plan.read == read_head);  // at a chunk boundary: look at its head first, then drop
 }

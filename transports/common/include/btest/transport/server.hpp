@@ -44,6 +44,7 @@
 #include "btest/server/port_blocks.hpp"
 #include "btest/session/server_session.hpp"
 #include "btest/transport/cpu_sampler.hpp"
+#include "btest/transport/detail/tcp_io.hpp"
 #include "btest/transport/driver.hpp"
 #include "btest/transport/options.hpp"
 #include "btest/transport/reactor.hpp"
@@ -83,6 +84,9 @@ public:
     /// Opens the listeners and starts accepting. Error: no listener could be opened (the first
     /// failure), or a required one failed.
     std::error_code start() {
+        // The file of zeros TCP senders share is made now, not by the first test: a descriptor
+        // the server holds from its start, not one that appears with its first test.
+        if (opt_.data_plane.tcp_zerocopy) (void)detail::zero_file();
         std::error_code first;
         auto open = [&](const socket_address& at, bool required) {
             std::error_code ec;

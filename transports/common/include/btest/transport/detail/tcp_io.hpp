@@ -10,10 +10,13 @@
 #pragma once
 
 #include <cerrno>
+#include <csignal>
 #include <cstddef>
 #include <cstdint>
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -59,7 +62,44 @@ inline int zero_file() noexcept {
     return fd;
 }
 
+/// sendfile() has no MSG_NOSIGNAL: towards a peer that reset the connection it raises SIGPIPE,
+/// which kills a process that did not ignore it (an embedder, btest-server-pro). While this
+/// lives SIGPIPE is blocked for the calling thread (the signal is sent to the thread that made
+/// the call); one raised meanwhile is taken back before the old mask returns, unless the
+/// thread had blocked SIGPIPE itself (then it stays pending, as after a send() without
+/// MSG_NOSIGNAL).
+class sigpipe_blocked {
+public:
+    sigpipe_blocked() noexcept {
+        sigemptyset(&pipe_);
+        sigaddset(&pipe_, SIGPIPE);
+        ok_ = ::pthread_sigmask(SIG_BLOCK, &pipe_, &old_) == 0;
+    }
+    ~sigpipe_blocked() {
+        if (!ok_) return;
+        const int saved = errno;
+        if (raised_ && !sigismember(&old_, SIGPIPE)) {
+            const timespec none{0, 0};
+            while (::sigtimedwait(&pipe_, nullptr, &none) < 0 && errno == EINTR) {
+            }
+        }
+        ::pthread_sigmask(SIG_SETMASK, &old_, nullptr);
+        errno = saved;
+    }
+    sigpipe_blocked(const sigpipe_blocked&) = delete;
+    sigpipe_blocked& operator=(const sigpipe_blocked&) = delete;
+    /// The call failed with EPIPE: a SIGPIPE is pending.
+    void raised() noexcept { raised_ = true; }
+
+private:
+    sigset_t pipe_{};
+    sigset_t old_{};
+    bool ok_ = false;
+    bool raised_ = false;
+};
+
 /// sendfile() of up to `n` zeros from the file of zeros to `sock`: bytes sent, or -1 with errno.
+/// Never raises SIGPIPE.
 inline ssize_t send_zeros_by_reference(int sock, std::size_t n) noexcept {
     const int f = zero_file();
     if (f < 0) {
@@ -67,7 +107,10 @@ inline ssize_t send_zeros_by_reference(int sock, std::size_t n) noexcept {
         return -1;
     }
     off_t off = 0;
-    return ::sendfile(sock, f, &off, n < zero_file_size ? n : zero_file_size);
+    sigpipe_blocked quiet;
+    const ssize_t r = ::sendfile(sock, f, &off, n < zero_file_size ? n : zero_file_size);
+    if (r < 0 && errno == EPIPE) quiet.raised();
+    return r;
 }
 
 /// True for a sendfile() error that means "not here" (copy instead), not a broken connection.
