@@ -62,12 +62,12 @@ inline int zero_file() noexcept {
     return fd;
 }
 
-/// sendfile() has no MSG_NOSIGNAL: towards a peer that reset the connection it raises SIGPIPE,
-/// which kills a process that did not ignore it (an embedder, btest-server-pro). While this
-/// lives SIGPIPE is blocked for the calling thread (the signal is sent to the thread that made
-/// the call); one raised meanwhile is taken back before the old mask returns, unless the
-/// thread had blocked SIGPIPE itself (then it stays pending, as after a send() without
-/// MSG_NOSIGNAL).
+/// sendfile() has no MSG_NOSIGNAL: towards a peer that reset the connection it raises SIGPIPE
+/// — also when it returns a short count, having hit the reset part way — which kills a process
+/// that did not ignore it (an embedder, btest-server-pro). While this lives SIGPIPE is blocked
+/// for the calling thread (the kernel sends it to the thread that made the call); one raised
+/// meanwhile is taken back before the old mask returns, unless the thread had blocked SIGPIPE
+/// itself (then it stays pending, as after a send() without MSG_NOSIGNAL).
 class sigpipe_blocked {
 public:
     sigpipe_blocked() noexcept {
@@ -78,7 +78,7 @@ public:
     ~sigpipe_blocked() {
         if (!ok_) return;
         const int saved = errno;
-        if (raised_ && !sigismember(&old_, SIGPIPE)) {
+        if (!sigismember(&old_, SIGPIPE)) {
             const timespec none{0, 0};
             while (::sigtimedwait(&pipe_, nullptr, &none) < 0 && errno == EINTR) {
             }
@@ -88,14 +88,11 @@ public:
     }
     sigpipe_blocked(const sigpipe_blocked&) = delete;
     sigpipe_blocked& operator=(const sigpipe_blocked&) = delete;
-    /// The call failed with EPIPE: a SIGPIPE is pending.
-    void raised() noexcept { raised_ = true; }
 
 private:
     sigset_t pipe_{};
     sigset_t old_{};
     bool ok_ = false;
-    bool raised_ = false;
 };
 
 /// sendfile() of up to `n` zeros from the file of zeros to `sock`: bytes sent, or -1 with errno.
@@ -107,10 +104,8 @@ inline ssize_t send_zeros_by_reference(int sock, std::size_t n) noexcept {
         return -1;
     }
     off_t off = 0;
-    sigpipe_blocked quiet;
-    const ssize_t r = ::sendfile(sock, f, &off, n < zero_file_size ? n : zero_file_size);
-    if (r < 0 && errno == EPIPE) quiet.raised();
-    return r;
+    const sigpipe_blocked quiet;
+    return ::sendfile(sock, f, &off, n < zero_file_size ? n : zero_file_size);
 }
 
 /// True for a sendfile() error that means "not here" (copy instead), not a broken connection.
