@@ -127,7 +127,9 @@ class ServerPool:
         key = (binary, tuple(flags))
         if key not in self.servers:
             port = self.next_port
-            self.next_port += 250
+            if port <= self.a.iperf_port <= port + 200:  # its UDP ports would hold iperf3's
+                port = self.a.iperf_port + 1
+            self.next_port = port + 250
             a = self.a
             listen = NETNS_ADDR if a.netns else "127.0.0.1"
             cmd = a.srv_prefix + [binary, "-s", "-P", str(port), "--listen", listen, "--listen6", "none",
