@@ -482,6 +482,40 @@ TEST_CASE("cli: -vv hex-dumps the control conversation on stderr and stdout stay
     CHECK(s.proc.wait(5s) == 0);
 }
 
+TEST_CASE("cli: -v names the TCP paths that ran, --no-zerocopy and --no-discard switch them off", "[cli]") {
+    const auto ports = loopback::slot(116);
+    cli_server s(server_args(ports));
+    REQUIRE(s.listening);
+    // Bytes of a "data plane:" line: sent by reference, dropped unread.
+    auto paths = [](const std::string& err) {
+        std::smatch m;
+        REQUIRE(std::regex_search(err, m, std::regex(R"(data plane: TCP sent \d+ B copied, (\d+) B by reference .*?(\d+) B dropped unread)")));
+        return std::pair{std::stoull(m[1].str()), std::stoull(m[2].str())};
+    };
+    {  // both ways on 127.0.0.1, a peer on this host: zeros leave by reference, and payload is
+       // dropped once the server's first STATUS (at 1 s) showed its chunk grid
+        process c(client_args(ports, {"-v", "-t", "-r", "-d", "3", "-b", "200M"}));
+        REQUIRE(c.wait(15s) == 0);
+        const auto [by_ref, dropped] = paths(c.err());
+        CHECK(by_ref > 10'000'000);
+        CHECK(dropped > 10'000'000);
+    }
+    {
+        process c(client_args(ports, {"-v", "-t", "-r", "-d", "1", "-b", "200M", "--no-zerocopy", "--no-discard"}));
+        REQUIRE(c.wait(15s) == 0);
+        const auto [by_ref, dropped] = paths(c.err());
+        CHECK(by_ref == 0);
+        CHECK(dropped == 0);
+    }
+    {
+        process c(client_args(ports, {"-d", "1", "--no-zerocopy", "--zerocopy-everywhere"}));
+        CHECK(c.wait(10s) == 1);  // contradictory flags: a usage error
+        CHECK(contains(c.err(), "--zerocopy-everywhere"));
+    }
+    s.proc.signal(SIGTERM);
+    CHECK(s.proc.wait(5s) == 0);
+}
+
 TEST_CASE("cli: multi-connection TCP and IPv6 through the binary", "[cli]") {
     const auto ports = loopback::slot(61);
     if (!loopback::ipv6_available()) {

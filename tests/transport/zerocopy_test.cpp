@@ -86,3 +86,44 @@ TEST_CASE("transport: a send by reference to a reset peer fails and raises no SI
     CHECK(last == EPIPE);    // the call that would have raised SIGPIPE was made, and we are alive
     CHECK_FALSE(sigpipe_pending());  // and it was taken back, not left for the thread
 }
+
+namespace {
+sockaddr_storage v4(const char* a) {
+    sockaddr_storage s{};
+    auto& in = reinterpret_cast<sockaddr_in&>(s);
+    in.sin_family = AF_INET;
+    REQUIRE(::inet_pton(AF_INET, a, &in.sin_addr) == 1);
+    return s;
+}
+sockaddr_storage v6(const char* a) {
+    sockaddr_storage s{};
+    auto& in = reinterpret_cast<sockaddr_in6&>(s);
+    in.sin6_family = AF_INET6;
+    REQUIRE(::inet_pton(AF_INET6, a, &in.sin6_addr) == 1);
+    return s;
+}
+} // namespace
+
+TEST_CASE("transport: zeros go by reference only to a peer on this host unless asked") {
+    // A loopback peer, or our own address at the other end, is this host; anything else is not.
+    CHECK(detail::is_local_pair(v4("127.0.0.1"), v4("127.0.0.1")));
+    CHECK(detail::is_local_pair(v4("127.0.0.1"), v4("127.3.2.1")));
+    CHECK(detail::is_local_pair(v4("192.0.2.7"), v4("192.0.2.7")));
+    CHECK_FALSE(detail::is_local_pair(v4("192.0.2.7"), v4("192.0.2.8")));
+    CHECK_FALSE(detail::is_local_pair(v4("198.18.0.2"), v4("198.18.0.1")));
+    CHECK_FALSE(detail::is_local_pair(v4("128.0.0.1"), v4("126.255.255.255")));
+    CHECK(detail::is_local_pair(v6("::1"), v6("::1")));
+    CHECK(detail::is_local_pair(v6("::ffff:192.0.2.1"), v6("::ffff:127.0.0.1")));
+    CHECK(detail::is_local_pair(v6("2001:db8::1"), v6("2001:db8::1")));
+    CHECK_FALSE(detail::is_local_pair(v6("2001:db8::1"), v6("2001:db8::2")));
+    CHECK_FALSE(detail::is_local_pair(v6("::ffff:192.0.2.1"), v6("::ffff:192.0.2.2")));
+    CHECK_FALSE(detail::is_local_pair(v4("192.0.2.7"), v6("::ffff:192.0.2.7")));  // families differ
+    sockaddr_storage unix_addr{};
+    unix_addr.ss_family = AF_UNIX;
+    CHECK_FALSE(detail::is_local_pair(unix_addr, unix_addr));
+
+    auto [c, s] = tcp_pair();  // both ends on 127.0.0.1
+    CHECK(detail::peer_is_local(c.get()));
+    CHECK(detail::peer_is_local(s.get()));
+    CHECK_FALSE(detail::peer_is_local(-1));
+}

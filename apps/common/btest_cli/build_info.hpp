@@ -50,8 +50,8 @@ inline std::string version_text(std::string_view app) {
                        "crypto:     Botan {}.{}.{}\n"
                        "data plane: UDP GSO (kernel: {}), UDP GRO (kernel: {}), sendmmsg/recvmmsg; "
                        "--no-gso / --no-gro turn them off\n"
-                       "            TCP zeros sent by reference (sendfile), payload dropped unread (MSG_TRUNC); "
-                       "--no-zerocopy / --no-discard turn them off\n",
+                       "            TCP zeros sent by reference to this host (sendfile), payload dropped unread "
+                       "(MSG_TRUNC); --no-zerocopy / --no-discard turn them off\n",
                        app, btest::version_string, BTEST_GIT_REVISION, BTEST_BUILD_TYPE,
                        BTEST_STATIC_BUILD ? "static" : "dynamic",
 #if defined(__clang__)

@@ -63,6 +63,7 @@ struct data_plane_flags {
     bool no_gso = false;
     bool no_gro = false;
     bool no_zerocopy = false;
+    bool zerocopy_everywhere = false;
     bool no_discard = false;
     std::optional<std::uint32_t> timer_granularity_us;  ///< pacing wake-up granularity
 };
@@ -178,14 +179,18 @@ inline void add_server_flags(CLI::App& app, server_flags& o, const std::string& 
         ->check(integer_in(1, 256));
 }
 
-/// --no-gso, --no-gro, --no-zerocopy, --no-discard, --timer-granularity into `group`.
+/// --no-gso, --no-gro, --no-zerocopy, --zerocopy-everywhere, --no-discard, --timer-granularity into `group`.
 inline void add_data_plane_flags(CLI::App& app, data_plane_flags& o, const std::string& group = "data plane") {
     app.option_defaults()->group(group);
     app.add_flag("--no-gso", o.no_gso, "send UDP datagrams one by one (no UDP segmentation offload)");
     app.add_flag("--no-gro", o.no_gro, "receive UDP datagrams one by one (no UDP receive offload)");
-    app.add_flag("--no-zerocopy", o.no_zerocopy,
-                 "copy every TCP byte sent from user memory (by default zero-filled chunks leave by sendfile() "
-                 "from a file of zeros, sent by reference)");
+    auto* no_zc = app.add_flag("--no-zerocopy", o.no_zerocopy,
+                               "copy every TCP byte sent from user memory (by default zero-filled chunks sent to a "
+                               "peer on this host leave by sendfile() from a file of zeros, sent by reference)");
+    app.add_flag("--zerocopy-everywhere", o.zerocopy_everywhere,
+                 "send zero-filled TCP chunks by reference to peers on other hosts too (by default only to this "
+                 "host's own addresses: over a veth pair it was slower than copying)")
+        ->excludes(no_zc);
     app.add_flag("--no-discard", o.no_discard,
                  "copy out every TCP byte received (by default chunk payload that cannot hold a STATUS is "
                  "dropped in the kernel with MSG_TRUNC, counted but not copied)");

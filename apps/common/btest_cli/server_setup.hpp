@@ -16,11 +16,12 @@
 
 namespace btest_cli {
 
-/// --no-gso, --no-gro, --no-zerocopy, --no-discard, --timer-granularity (both roles).
+/// --no-gso, --no-gro, --no-zerocopy, --zerocopy-everywhere, --no-discard, --timer-granularity (both roles).
 inline void apply_data_plane(const data_plane_flags& o, btest::transport::data_plane_options& dp) {
     dp.udp_gso = !o.no_gso;
     dp.udp_gro = !o.no_gro;
     dp.tcp_zerocopy = !o.no_zerocopy;
+    dp.tcp_zerocopy_remote = o.zerocopy_everywhere;
     dp.tcp_discard = !o.no_discard;
     if (o.timer_granularity_us) dp.timer_granularity = std::chrono::microseconds(*o.timer_granularity_us);
 }

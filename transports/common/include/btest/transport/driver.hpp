@@ -96,7 +96,8 @@ struct tcp_link {
     std::size_t wpos = 0;          ///< wbuf[wpos, wlen) was returned by write_to() and not yet written
     std::size_t wlen = 0;
     std::size_t zleft = 0;         ///< then this many zeros (write_parts) not yet written
-    bool zerocopy = false;         ///< zeros leave by sendfile(); false: copied from a zero block
+    bool zerocopy = false;         ///< zeros leave by sendfile(); false: the session writes them (or,
+                                   ///< after sendfile() was refused, they are copied from a zero block)
     bool read_done = false;        ///< EOF or an error seen: no more reads
     bool read_more = false;        ///< stopped reading with data possibly left: continue soon
     bool read_paused = false;      ///< read_limit() was 0 (a budget refill on its way): not reading
@@ -197,7 +198,7 @@ public:
     void attach(std::uint32_t index, std::unique_ptr<tcp_link> l) {
         l->owner = this;
         l->index = index;
-        l->zerocopy = dp_.tcp_zerocopy;
+        l->zerocopy = dp_.tcp_zerocopy && (dp_.tcp_zerocopy_remote || detail::peer_is_local(l->fd.get()));
         if (dp_.tcp_socket_buffer) set_socket_buffers(l->fd.get(), dp_.tcp_socket_buffer);
         if (links_.size() <= index) links_.resize(index + 1);
         links_[index] = std::move(l);
@@ -440,7 +441,7 @@ private:
                 }
                 // Zeros the session hands out as a count leave from our own zero source.
                 const auto p = sess().write_parts(l.index, now, std::span<std::byte>(l.wbuf.get(), l.wcap),
-                                                  dp_.tcp_zerocopy ? detail::zero_room : 0);
+                                                  l.zerocopy ? detail::zero_room : 0);
                 if (p.literal == 0 && p.zeros == 0) return;
                 if (p.literal) trace(l.index, true, std::span<const std::byte>(l.wbuf.get(), p.literal));
                 l.wpos = 0;

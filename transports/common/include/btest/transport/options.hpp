@@ -45,8 +45,12 @@ struct data_plane_options {
     std::size_t udp_socket_buffer = 4u << 20;
     /// TCP send: whole zero-filled chunks (session::write_parts) leave by sendfile() from a
     /// memory file of zeros made once per process, which the kernel sends by reference instead
-    /// of copying from user memory; where that is refused, send() from a block of zeros.
+    /// of copying from user memory; where that is refused, send() from a block of zeros. Only
+    /// towards a peer on this host (detail::peer_is_local) unless tcp_zerocopy_remote.
     bool tcp_zerocopy = true;
+    /// tcp_zerocopy towards peers on other hosts too. Off by default: over a veth pair (the
+    /// stand-in for a NIC path measured here) sendfile lost to copying (benchmarks/loopback.sh).
+    bool tcp_zerocopy_remote = false;
     /// TCP receive: chunk payload the session does not need to see (session::plan_read) is
     /// dropped in the kernel with recv(MSG_TRUNC) instead of being copied out.
     bool tcp_discard = true;
