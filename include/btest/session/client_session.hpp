@@ -218,6 +218,7 @@ private:
             std::copy(b.begin(), b.end(), held.begin());
             c.frame.clear();
             set_phase(conn, phase::done);
+            follow_chunk_grid(conn, command().tcp_chunk());  // the server's data may come before our start
             if (!is_reply) feed(conn, now, held);
             return;
         }
@@ -283,6 +284,7 @@ private:
         const auto n = std::clamp<std::uint32_t>(cfg_.connection_count, 1, 255);
         if (n >= 2 && token != 0) {
             token_ = token;
+            follow_chunk_grid(0, command().tcp_chunk());
             conns().reserve(n);
             push_event(open_connections{n - 1, token});
             arm_join(now);

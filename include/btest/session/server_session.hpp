@@ -67,6 +67,7 @@ public:
         c.in_test = true;
         c.phase = static_cast<std::uint8_t>(phase::done);
         c.queue(wire::encode_auth_word({wire::auth_word_kind::ok, token_}));
+        follow_chunk_grid(conn, cmd_.tcp_chunk());  // the client may send before the others join
         ++joined_;
         if (joined_ + 1 >= cmd_.connections()) start_tcp(now);
         return conn;
@@ -275,6 +276,7 @@ private:
             if (!token) return fail(now, errc::resource_limit);
             token_ = *token;
             c.queue(wire::encode_auth_word({wire::auth_word_kind::ok, token_}));
+            follow_chunk_grid(0, cmd_.tcp_chunk());
             arm_join(now);
             return;
         }

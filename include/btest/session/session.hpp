@@ -402,6 +402,17 @@ public:
     }
 
 protected:
+    /// TCP connection `conn`'s data stream begins here, before the test starts (its handshake is
+    /// over: a joined connection whose peer may send before the last connection joins): follow
+    /// the sender's chunk grid of `chunk` bytes from here, so that data arriving before the
+    /// start leaves the grid known (plan_read). No effect once data or a record arrived.
+    void follow_chunk_grid(std::uint32_t conn, std::uint32_t chunk) noexcept {
+        if (conn >= conns_.size()) return;
+        auto& c = conns_[conn];
+        if (c.stats.rx_bytes == 0 && c.stats.status_received == 0 && !c.scanner.in_record())
+            c.scanner.track_chunks(chunk);
+    }
+
     session(detail::role r, const timeouts& t, duration report_interval, const udp_send_config& udp, entropy& rng,
             const endpoint& peer)
         : role_(r), limits_(t), udp_cfg_(udp), rng_(rng), peer_(peer), reporting_(report_interval),
@@ -523,7 +534,8 @@ protected:
                                                                          : tcp_scanner::mode::zero_fill);
                 else if (p.random_data && peer_sends)
                     c.scanner.make_opaque();
-                // The chunk grid is followed from a stream's first byte only.
+                // The chunk grid is followed from a stream's first byte only: here, or where the
+                // stream began before the start (follow_chunk_grid(), a joined connection).
                 if (c.stats.rx_bytes == 0 && !c.scanner.in_record() && c.stats.status_received == 0)
                     c.scanner.track_chunks(p.tcp_chunk);
                 c.stats.opaque = c.scanner.opaque();

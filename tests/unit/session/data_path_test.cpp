@@ -9,6 +9,7 @@
 #include <variant>
 #include <vector>
 
+#include <btest/server/join_registry.hpp>
 #include <btest/session/server_session.hpp>
 #include <btest/wire/status.hpp>
 
@@ -281,4 +282,32 @@ TEST_CASE("plan_read: while a refill is on its way nothing is dropped past the b
     s.add_budget(t0 + 1s, byte_budget{std::nullopt, chunk, std::nullopt});
     plan = s.plan_read(0, 4096, chunk);
     CHECK(plan.read == read_head);  // at a chunk boundary: look at its head first, then drop
+}
+
+TEST_CASE("plan_read: a joined connection that received data before the test started drops it too") {
+    // The client transmits over 3 connections (§7). Its second connection joins and sends data
+    // at once, before the third joins and the test starts: that stream's grid began with its
+    // first byte, so after the start its chunk rests are dropped like the others'.
+    server_config cfg;
+    seeded_entropy rng{11};
+    join_registry joins;
+    server_services svc{rng, nullptr, &joins, {}};
+    server_session s(cfg, svc, endpoint{ip_address::v4(192, 0, 2, 1), 5000},
+                     *wire::decode_command(test::unhex("01 01 01 03 00 80 00 00 00 00 00 00 00 00 00 00")), t0);
+    REQUIRE(s.token() != 0);
+    const auto c1 = s.join(t0);
+    s.feed(c1, t0, zeros(chunk + 1000));  // a chunk and a bit of the next, before the start
+    CHECK_FALSE(s.running());
+    const auto c2 = s.join(t0);
+    REQUIRE(s.running());
+    for (const auto conn : {std::uint32_t{0}, c2}) {  // at a chunk boundary: a head read first
+        const auto plan = s.plan_read(conn, 4096, 1 << 20);
+        CHECK(plan.discard == 0);
+        CHECK(plan.read == read_head);
+    }
+    const auto plan = s.plan_read(c1, 4096, 1 << 20);  // within a chunk: its rest, then whole ones
+    CHECK(plan.discard % chunk == chunk - 1000);
+    CHECK(plan.discard > chunk);
+    s.discarded(c1, t0 + 1ms, chunk - 1000);
+    CHECK(s.summary().rx.bytes == 2 * chunk);
 }
