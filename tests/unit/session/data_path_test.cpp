@@ -41,6 +41,25 @@ struct started {
     }
 };
 
+/// A test whose admission hook answered at once with byte budget `b` (a refill is asked below
+/// `refill_below` bytes left; 0: never).
+struct budgeted {
+    server_config cfg = [] {
+        server_config c;
+        c.ask_admission = true;
+        return c;
+    }();
+    seeded_entropy rng;
+    server_services svc{rng, nullptr, nullptr, {}};
+    server_session s;
+
+    budgeted(const char* cmd, std::uint64_t seed, const byte_budget& b, std::uint64_t refill_below)
+        : rng(seed), s(cfg, svc, endpoint{ip_address::v4(192, 0, 2, 1), 5000}, *wire::decode_command(test::unhex(cmd)), t0) {
+        (void)s.poll_request();
+        s.admit(t0, b, refill_below, budget_end::quota_exhausted);
+    }
+};
+
 std::vector<std::byte> zeros(std::size_t n) { return std::vector<std::byte>(n); }
 std::vector<std::byte> status_bytes(std::uint32_t seq, std::uint32_t b) {
     auto a = wire::encode_status({0x80, seq, b});
@@ -180,13 +199,8 @@ TEST_CASE("plan_read: a STATUS off the grid stops dropping, a random-fill stream
 }
 
 TEST_CASE("plan_read: a receive budget bounds what may be dropped") {
-    server_config cfg;
-    cfg.ask_admission = true;
-    seeded_entropy rng{3};
-    server_services svc{rng, nullptr, nullptr, {}};
-    server_session s(cfg, svc, endpoint{ip_address::v4(192, 0, 2, 1), 5000}, *wire::decode_command(test::unhex(cmd_rx)), t0);
-    (void)s.poll_request();
-    s.admit(t0, byte_budget{std::nullopt, 10'000, std::nullopt}, 0, budget_end::quota_exhausted);
+    budgeted b(cmd_rx, 3, byte_budget{std::nullopt, 10'000, std::nullopt}, 0);
+    auto& s = b.s;
     std::vector<std::byte> out(min_write_buffer);
     s.write_to(0, t0, out);
     s.feed(0, t0, zeros(64));
@@ -217,15 +231,10 @@ TEST_CASE("plan_read: a stream that carries no STATUS drops whole chunks, the he
 }
 
 TEST_CASE("write_parts: zeros handed out as a count never pass the send budget") {
-    server_config cfg;
-    cfg.ask_admission = true;
-    seeded_entropy rng{4};
-    server_services svc{rng, nullptr, nullptr, {}};
     const char* cmd_tx = "01 02 01 00 00 80 00 00 00 00 00 00 00 00 00 00";  // the server transmits
-    server_session s(cfg, svc, endpoint{ip_address::v4(192, 0, 2, 1), 5000}, *wire::decode_command(test::unhex(cmd_tx)), t0);
-    (void)s.poll_request();
     // Four chunks and a refill asked below two; the hook answers only later.
-    s.admit(t0, byte_budget{4 * chunk, std::nullopt, std::nullopt}, 2 * chunk, budget_end::quota_exhausted);
+    budgeted b(cmd_tx, 4, byte_budget{4 * chunk, std::nullopt, std::nullopt}, 2 * chunk);
+    auto& s = b.s;
     std::vector<std::byte> out(min_write_buffer);
     std::uint64_t zeros_sent = 0;
     bool asked = false;
@@ -248,13 +257,8 @@ TEST_CASE("write_parts: zeros handed out as a count never pass the send budget")
 }
 
 TEST_CASE("plan_read: while a refill is on its way nothing is dropped past the budget, and reading waits") {
-    server_config cfg;
-    cfg.ask_admission = true;
-    seeded_entropy rng{6};
-    server_services svc{rng, nullptr, nullptr, {}};
-    server_session s(cfg, svc, endpoint{ip_address::v4(192, 0, 2, 1), 5000}, *wire::decode_command(test::unhex(cmd_rx)), t0);
-    (void)s.poll_request();
-    s.admit(t0, byte_budget{std::nullopt, 4 * chunk, std::nullopt}, 2 * chunk, budget_end::quota_exhausted);
+    budgeted b(cmd_rx, 6, byte_budget{std::nullopt, 4 * chunk, std::nullopt}, 2 * chunk);
+    auto& s = b.s;
     std::vector<std::byte> out(min_write_buffer);
     s.write_to(0, t0, out);
     std::uint64_t taken = 0;
