@@ -375,17 +375,12 @@ def run_suite(a, cases, work, where):
     has_base = "base" in names
     has_z = "iperf3-Z" in names
     no_ratio = ("loss", "rate_err", "sd", "maxdev")
-    head = f"{'case':32s} {'measure':26s} {'btest':>14s}"
-    if has_base:
-        head += f" {'baseline':>14s}"
-    head += f" {'iperf3':>14s}"
-    if has_z:
-        head += f" {'iperf3 -Z':>10s}"
-    head += f" {'ratio':>7s}"
-    if has_z:
-        head += f" {'vs -Z':>6s}"
-    if has_base:
-        head += f" {'vs base':>7s}"
+    # (result name, heading, width): the medians, then btest's ratio to each other tool.
+    values = [("btest", "btest", 14)] + ([("base", "baseline", 14)] if has_base else []) + [("iperf3", "iperf3", 14)]
+    values += [("iperf3-Z", "iperf3 -Z", 10)] if has_z else []
+    ratios = [("iperf3", "ratio", 7)] + ([("iperf3-Z", "vs -Z", 6)] if has_z else [])
+    ratios += [("base", "vs base", 7)] if has_base else []
+    head = f"{'case':32s} {'measure':26s}" + "".join(f" {h:>{w}s}" for _, h, w in values + ratios)
     print(head)
     print("-" * len(head))
     for c in cases:
@@ -394,24 +389,15 @@ def run_suite(a, cases, work, where):
             med = {n: median([r.get(key) for r in results[c][n]]) for n in names}
             b = med["btest"]
 
-            def ratio(other, width=7):
+            def ratio(other, width):
                 if b is None or other in (None, 0) or key in no_ratio:
                     return " " * width
                 return f"{b / other:{width}.2f}"
 
             def cell(v):
                 return fmt.format(v) if v is not None else "-"
-            line = f"{title:32s} {label:26s} {cell(b):>14s}"
-            if has_base:
-                line += f" {cell(med['base']):>14s}"
-            line += f" {cell(med['iperf3']):>14s}"
-            if has_z:
-                line += f" {cell(med['iperf3-Z']):>10s}"
-            line += f" {ratio(med['iperf3'])}"
-            if has_z:
-                line += f" {ratio(med['iperf3-Z'], 6)}"
-            if has_base:
-                line += f" {ratio(med['base'])}"
+            line = f"{title:32s} {label:26s}" + "".join(f" {cell(med[n]):>{w}s}" for n, _, w in values)
+            line += "".join(f" {ratio(med[n], w)}" for n, _, w in ratios)
             print(line.rstrip())
             title = ""
     print()
